@@ -1,0 +1,334 @@
+"""TaskResClassifier: TaskRes end to end on images, with an open_clip model."""
+
+import os
+from collections.abc import Mapping
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
+
+from ._clip import load_encoder
+from ._features import image_features
+from ._head import TaskResHead, encode_labels
+from ._templates import resolve_templates, text_base
+from ._training import resolve_device
+
+
+def _label_space(classnames):
+    """Labels and CLIP names of the classes, validated."""
+    if isinstance(classnames, Mapping):
+        labels, names = list(classnames.keys()), list(classnames.values())
+    elif isinstance(classnames, str):
+        raise ValueError(
+            f"expected classnames to be a sequence of class names or a mapping "
+            f"{{label: name}}; got the single string {classnames!r}"
+        )
+    else:
+        labels, names = None, list(classnames)
+    if len(names) < 2:
+        raise ValueError(f"expected at least 2 classes in classnames; got {len(names)}")
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            where = f"classnames[{labels[index]!r}]" if labels else f"classnames[{index}]"
+            raise ValueError(f"{where}: expected a non-empty string; got {name!r}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"expected distinct class names; got duplicates {duplicates}")
+    return labels, names
+
+
+def _as_label_array(labels):
+    array = np.asarray(labels)
+    if array.ndim != 1 or array.tolist() != list(labels):
+        array = np.empty(len(labels), dtype=object)
+        array[:] = labels
+    return array
+
+
+class TaskResClassifier(ClassifierMixin, BaseEstimator):
+    """Few-shot image classifier: CLIP's zero-shot classifier plus a task residual.
+
+    TaskRes (Yu et al., "Task Residual for Tuning Vision-Language Models",
+    CVPR 2023) keeps CLIP's text-based classifier ``t`` frozen and learns a
+    residual ``x`` on a few labelled images::
+
+        t' = t + alpha * x
+        logits = exp(logit_scale) * normalize(image_features) @ normalize(t').T
+
+    ``t`` is built from the class names and prompt templates with the text
+    encoder; image features are encoded once, cached by content, and the
+    residual is trained on the cached features (on the GPU when there is one).
+    The math is :class:`TaskResHead`'s.
+
+    Parameters
+    ----------
+    classnames : sequence of str or mapping {label: str}
+        The K class names, in the order of ``classes_``. With a sequence,
+        ``y`` may hold the names themselves or integer indices ``0 .. K-1``,
+        and predictions come back in the same kind. With a mapping, labels
+        are its keys and names its values.
+    model : str, default="ViT-B-32"
+        An open_clip model name, including names registered with
+        ``open_clip.add_model_config``.
+    pretrained : str, path or None, default="openai"
+        An open_clip pretrained tag (downloaded once and cached by open_clip),
+        a local checkpoint file, or None for a random initialisation (tests
+        only). For OpenAI tags the QuickGELU activation is set to match the
+        weights. A fitted estimator does not store the weights: it finds the
+        encoder again from ``model`` and ``pretrained``, so they must be
+        reachable wherever it is loaded.
+    templates : sequence of str, default=None
+        Prompt templates with one ``{}`` for the class name; None means
+        ``("a photo of a {}.",)``. The base for a class is the mean of the
+        raw (unnormalised) text embeddings over templates.
+    alpha : float, default=0.5
+        Scale of the residual.
+    learning_rate : float, default=2e-3
+        Peak learning rate of Adam.
+    max_iter : int, default=200
+        Number of epochs, the warm-up epoch included.
+    batch_size : int, default=256
+        Minibatch size of the residual training.
+    weight_decay : float, default=5e-4
+        L2 penalty (coupled, as ``torch.optim.Adam``).
+    device : str, default="auto"
+        Where to encode and train: ``"auto"`` (CUDA when available), ``"cpu"``,
+        ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the batch order.
+    verbose : int, default=0
+        Print the loss of every epoch when positive.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The full label space in the order of ``classnames``; classes without
+        training images are still predicted (zero-shot).
+    base_weights_ : ndarray of shape (n_classes, n_features)
+        The raw template-mean text embeddings ``t``.
+    residual_ : ndarray of shape (n_classes, n_features)
+        The learned task residual ``x``.
+    logit_scale_ : float
+        The model's ``exp(logit_scale)`` (100 for OpenAI weights).
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss of every epoch.
+    head_ : TaskResHead
+        The fitted head on image embeddings that holds the math.
+
+    See Also
+    --------
+    TaskResHead : The same method on precomputed embeddings.
+
+    Notes
+    -----
+    Images may be PIL images (any mode; converted to RGB), paths to image
+    files, or uint8 arrays of shape (H, W) or (H, W, C). They are preprocessed
+    with the model's own open_clip evaluation transform.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_taskres import TaskResClassifier
+    >>> from sklearn_taskres.testing import register_tiny_clip
+    >>> model = register_tiny_clip()  # a tiny random CLIP, so the example runs offline
+    >>> rng = np.random.RandomState(0)
+    >>> images = [rng.randint(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(6)]
+    >>> clf = TaskResClassifier(["cat", "dog"], model=model, pretrained=None,
+    ...                         max_iter=5, device="cpu", random_state=0)
+    >>> clf.fit(images, ["cat", "dog", "cat", "dog", "cat", "dog"]).predict(images[:2]).shape
+    (2,)
+    >>> clf.classes_
+    array(['cat', 'dog'], dtype='<U3')
+    """
+
+    _parameter_constraints = {
+        "classnames": [Mapping, "array-like"],
+        "model": [str],
+        "pretrained": [str, os.PathLike, None],
+        "templates": [str, "array-like", None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        classnames,
+        *,
+        model="ViT-B-32",
+        pretrained="openai",
+        templates=None,
+        alpha=0.5,
+        learning_rate=2e-3,
+        max_iter=200,
+        batch_size=256,
+        weight_decay=5e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.classnames = classnames
+        self.model = model
+        self.pretrained = pretrained
+        self.templates = templates
+        self.alpha = alpha
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Build the text base, encode the images and learn the task residual.
+
+        Parameters
+        ----------
+        X : sequence of images
+            PIL images, paths to image files, or uint8 arrays.
+        y : array-like of shape (n_samples,)
+            Class names or integer indices (sequence ``classnames``), or keys
+            of the ``classnames`` mapping.
+
+        Returns
+        -------
+        self : TaskResClassifier
+            The fitted classifier.
+        """
+        check_consistent_length(X, y)
+        y = column_or_1d(y, warn=True)
+        classes, names = self._classes_and_names(y)
+        encode_labels(y, classes)  # unknown labels fail before any model is loaded
+        templates = resolve_templates(self.templates)
+        encoder = load_encoder(self.model, self.pretrained, resolve_device(self.device))
+        features = image_features(encoder, X)
+        base = text_base(encoder, names, templates)
+
+        head = TaskResHead(
+            base,
+            classes=classes,
+            alpha=self.alpha,
+            logit_scale=encoder.logit_scale,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+            device=self.device,
+            random_state=self.random_state,
+            verbose=self.verbose,
+        ).fit(features, y)
+        # The head's parameter and fitted base hold equal values; one array
+        # keeps the pickle at one copy of t.
+        head.base_weights = head.base_weights_
+
+        self.head_ = head
+        self.classes_ = head.classes_
+        self.base_weights_ = head.base_weights_
+        self.residual_ = head.residual_
+        self.logit_scale_ = head.logit_scale_
+        self.n_iter_ = head.n_iter_
+        self.loss_curve_ = head.loss_curve_
+        return self
+
+    def _classes_and_names(self, y):
+        labels, names = _label_space(self.classnames)
+        if labels is not None:
+            return _as_label_array(labels), names
+        if y.dtype.kind in "iu":
+            return np.arange(len(names)), names
+        if y.dtype.kind in "US" or (
+            y.dtype.kind == "O" and all(isinstance(label, str) for label in y)
+        ):
+            return np.asarray(names), names
+        raise ValueError(
+            "expected y to hold class names or integer indices 0..K-1 into classnames; "
+            f"got dtype {y.dtype} (first labels: {y[:3].tolist()})"
+        )
+
+    def _features(self, X):
+        check_is_fitted(self)
+        encoder = load_encoder(self.model, self.pretrained, resolve_device(self.device))
+        features = image_features(encoder, X)
+        if features.shape[1] != self.base_weights_.shape[1]:
+            raise ValueError(
+                f"expected model={self.model!r}, pretrained={self.pretrained!r} to give "
+                f"{self.base_weights_.shape[1]}-dimensional features as at fit; got "
+                f"{features.shape[1]}. Set model and pretrained back to the fitted encoder."
+            )
+        return features
+
+    def decision_function(self, X):
+        """Logits of every class for every image.
+
+        Parameters
+        ----------
+        X : sequence of images
+            PIL images, paths to image files, or uint8 arrays.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return self.head_.decision_function(self._features(X))
+
+    def predict(self, X):
+        """Predict the class of every image.
+
+        Parameters
+        ----------
+        X : sequence of images
+            PIL images, paths to image files, or uint8 arrays.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return self.head_.predict(self._features(X))
+
+    def predict_proba(self, X):
+        """Class probabilities of every image.
+
+        Parameters
+        ----------
+        X : sequence of images
+            PIL images, paths to image files, or uint8 arrays.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return self.head_.predict_proba(self._features(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities of every image.
+
+        Parameters
+        ----------
+        X : sequence of images
+            PIL images, paths to image files, or uint8 arrays.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return self.head_.predict_log_proba(self._features(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        return tags

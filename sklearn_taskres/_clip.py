@@ -1,0 +1,227 @@
+"""The CLIP adapter: the only module that imports open_clip.
+
+Models are loaded lazily, once per process and key (model, pretrained,
+device, precision), and shared by every estimator and clone.
+"""
+
+import contextlib
+import os
+import socket
+import threading
+import urllib.parse
+from pathlib import Path
+
+import torch
+
+PRECISION = "fp32"
+# open_clip initialises random models from torch's global generator; a fixed
+# seed (in a forked RNG state) makes `pretrained=None` the same model in every
+# process, so pickles and on-disk features of test models stay meaningful.
+RANDOM_INIT_SEED = 0
+
+
+class WeightsUnavailableError(OSError):
+    """Pretrained CLIP weights could not be found locally nor downloaded."""
+
+
+class ClipEncoder:
+    """A loaded open_clip model with its tokenizer and evaluation transform.
+
+    Attributes
+    ----------
+    identity : tuple
+        What the features depend on: model name, weights, precision and
+        preprocessing. Part of every feature-cache key.
+    logit_scale : float
+        The model's ``exp(logit_scale)``.
+    """
+
+    def __init__(self, model, preprocess, tokenizer, device, identity):
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.device = device
+        self.identity = identity
+        self.logit_scale = float(model.logit_scale.detach().exp().item())
+
+    @torch.inference_mode()
+    def encode_images(self, pixels):
+        """Raw image embeddings of a preprocessed batch (n, 3, H, W) -> (n, D) float32."""
+        pixels = pixels.to(self.device)
+        return self.model.encode_image(pixels).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_text(self, prompts):
+        """Raw (unnormalised) text embeddings of a list of prompts -> (n, D) float32."""
+        tokens = self.tokenizer(list(prompts)).to(self.device)
+        return self.model.encode_text(tokens).float().cpu().numpy()
+
+
+_ENCODERS = {}
+_LOCK = threading.Lock()
+
+
+def load_encoder(model_name, pretrained, device):
+    """The process-wide encoder for (model, pretrained, device, precision).
+
+    Parameters
+    ----------
+    model_name : str
+        An open_clip model name, including names registered with
+        ``open_clip.add_model_config``.
+    pretrained : str, path or None
+        An open_clip pretrained tag, a local checkpoint file, or None for a
+        random initialisation (for tests).
+    device : torch.device
+    """
+    pretrained = os.fspath(pretrained) if pretrained is not None else None
+    key = (model_name, pretrained, str(device), PRECISION)
+    with _LOCK:
+        encoder = _ENCODERS.get(key)
+        if encoder is None:
+            encoder = _ENCODERS[key] = _create_encoder(model_name, pretrained, device)
+    return encoder
+
+
+def _create_encoder(model_name, pretrained, device):
+    import open_clip
+
+    if model_name not in open_clip.list_models():
+        raise ValueError(
+            f"expected model to be an open_clip model name (see open_clip.list_models(), "
+            f"or register a config with open_clip.add_model_config); got {model_name!r}"
+        )
+    weights, force_quick_gelu = _resolve_weights(open_clip, model_name, pretrained)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        try:
+            with _hub_access(weights):
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    model_name,
+                    pretrained=pretrained,
+                    precision=PRECISION,
+                    device=device,
+                    force_quick_gelu=force_quick_gelu,
+                )
+        except RuntimeError as exc:
+            if weights["kind"] == "tag" and "download" in str(exc).lower():
+                raise _unavailable(model_name, pretrained) from exc
+            raise
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(model_name)
+    identity = (model_name, weights["identity"], PRECISION, repr(preprocess))
+    return ClipEncoder(model, preprocess, tokenizer, device, identity)
+
+
+def _resolve_weights(open_clip, model_name, pretrained):
+    """What ``pretrained`` designates, and whether it needs QuickGELU.
+
+    OpenAI's weights were trained with QuickGELU while open_clip's plain model
+    configs use GELU; open_clip only warns on the mismatch, and the features
+    come out subtly wrong. The tag's own config says which activation it
+    needs, so we follow it.
+    """
+    if pretrained is None:
+        return {"kind": "random", "identity": None}, False
+    tag_config = open_clip.get_pretrained_cfg(model_name, pretrained)
+    if tag_config:
+        quick_gelu = bool(tag_config.get("quick_gelu", False))
+        return {"kind": "tag", "identity": pretrained, "config": tag_config}, quick_gelu
+    path = Path(pretrained).expanduser()
+    if path.is_file():
+        stat = path.stat()
+        identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return {"kind": "file", "identity": identity}, False
+    if path.exists():
+        raise ValueError(
+            f"expected pretrained to be a checkpoint file; got the directory {pretrained!r}"
+        )
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    raise ValueError(
+        f"expected pretrained to be a tag of {model_name!r} ({', '.join(tags) or 'none known'}), "
+        f"a local checkpoint file or None; got {pretrained!r}, which is neither a known tag "
+        "nor an existing file"
+    )
+
+
+def _unavailable(model_name, pretrained):
+    return WeightsUnavailableError(
+        f"the pretrained weights {pretrained!r} of {model_name!r} are not in the local cache "
+        "and could not be downloaded. Connect to the internet once (open_clip caches the "
+        "weights under ~/.cache/huggingface), or download the checkpoint elsewhere and pass "
+        "its path: pretrained='/path/to/open_clip_pytorch_model.bin'. For OpenAI weights "
+        "from a file, use the '-quickgelu' model name (e.g. 'ViT-B-32-quickgelu')."
+    )
+
+
+@contextlib.contextmanager
+def _hub_access(weights):
+    """Avoid the Hub's long retry loop when it cannot be reached.
+
+    Without a network, huggingface_hub retries for about a minute before it
+    falls back to its cache. When the Hub is unreachable we switch it to
+    offline mode for this one load: cached weights load at once, and missing
+    ones fail at once with our error.
+    """
+    if weights["kind"] != "tag" or not weights["config"].get("hf_hub"):
+        yield
+        return
+    import huggingface_hub.constants as hub_constants
+
+    if hub_constants.HF_HUB_OFFLINE or _hub_reachable(hub_constants.ENDPOINT):
+        yield
+        return
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = False
+
+
+def _hub_reachable(endpoint, timeout=3.0):
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return True  # cannot tell cheaply through a proxy; let the Hub client try
+    parsed = urllib.parse.urlsplit(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def encoders_loaded():
+    """Number of encoders held by this process (for tests and diagnostics)."""
+    return len(_ENCODERS)
+
+
+def register_model_config(name, config):
+    """Register an open_clip model config (a dict) under ``name`` for this process."""
+    import json
+    import tempfile
+
+    import open_clip
+
+    directory = Path(tempfile.mkdtemp(prefix="sklearn_taskres_config_"))
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(config))
+    open_clip.add_model_config(path)
+    return name
+
+
+def save_checkpoint(model_name, path, pretrained=None):
+    """Write the weights of an open_clip model to ``path`` (a state dict), for tests.
+
+    ``.safetensors`` paths are written with safetensors, others with ``torch.save``.
+    """
+    encoder = load_encoder(model_name, pretrained, torch.device("cpu"))
+    state = {key: value.detach().clone() for key, value in encoder.model.state_dict().items()}
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path

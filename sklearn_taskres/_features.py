@@ -1,0 +1,113 @@
+"""The feature cache: every distinct image and prompt is encoded once per process.
+
+Keys are content digests plus the encoder's identity (model, weights,
+precision, preprocessing), so a grid search over ``alpha`` encodes each image
+once in total, test folds included, and clones share the work.
+"""
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from ._images import image_sources
+
+DEFAULT_MAX_BYTES = 2 * 1024**3
+IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
+TEXT_BATCH_SIZE = 256
+
+
+class FeatureCache:
+    """A thread-safe LRU mapping of keys to feature vectors, bounded in bytes."""
+
+    def __init__(self, max_bytes=DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+        self._entries = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._entries)
+
+    def get(self, key):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._nbytes -= old.nbytes
+            self._entries[key] = value
+            self._nbytes += value.nbytes
+            while self._nbytes > self.max_bytes and len(self._entries) > 1:
+                _, evicted = self._entries.popitem(last=False)
+                self._nbytes -= evicted.nbytes
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+
+
+FEATURES = FeatureCache()
+
+
+def _lookup_or_compute(keys, compute_missing):
+    """Features for ``keys`` (duplicates allowed); ``compute_missing(positions)`` fills misses.
+
+    Results are gathered in a local dict so that eviction during a large call
+    never loses a row of that call.
+    """
+    found = {}
+    missing = {}
+    for position, key in enumerate(keys):
+        if key in found or key in missing:
+            continue
+        value = FEATURES.get(key)
+        if value is None:
+            missing[key] = position
+        else:
+            found[key] = value
+    if missing:
+        computed = compute_missing(list(missing.values()))
+        for key, value in zip(missing, computed):
+            value = np.array(value, dtype=np.float32)
+            FEATURES.put(key, value)
+            found[key] = value
+    return np.stack([found[key] for key in keys])
+
+
+def image_features(encoder, X):
+    """Raw CLIP embeddings (n_images, D) of a sequence of images, through the cache."""
+    sources = image_sources(X)
+    keys = [("image", encoder.identity, source.digest) for source in sources]
+    batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
+
+    def encode(positions):
+        chunks = []
+        for start in range(0, len(positions), batch_size):
+            batch = [sources[p] for p in positions[start : start + batch_size]]
+            pixels = torch.stack([encoder.preprocess(source.load()) for source in batch])
+            chunks.append(encoder.encode_images(pixels))
+        return np.concatenate(chunks)
+
+    return _lookup_or_compute(keys, encode)
+
+
+def text_features(encoder, prompts):
+    """Raw CLIP text embeddings (n_prompts, D), through the cache."""
+    keys = [("text", encoder.identity, prompt) for prompt in prompts]
+
+    def encode(positions):
+        chunks = [
+            encoder.encode_text([prompts[p] for p in positions[start : start + TEXT_BATCH_SIZE]])
+            for start in range(0, len(positions), TEXT_BATCH_SIZE)
+        ]
+        return np.concatenate(chunks)
+
+    return _lookup_or_compute(keys, encode)

@@ -1,0 +1,301 @@
+"""TaskResHead: the TaskRes method on precomputed image embeddings."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._training import resolve_device, train_residual
+
+
+def _normalize_rows(array):
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.maximum(norms, np.finfo(array.dtype).tiny)
+
+
+def encode_labels(y, classes):
+    """Index of every label of ``y`` in ``classes``; a ValueError names unknown labels."""
+    index = {label: i for i, label in enumerate(classes.tolist())}
+    try:
+        return np.fromiter((index[label] for label in y.tolist()), dtype=np.int64, count=len(y))
+    except (KeyError, TypeError):
+        unknown = [label for label in dict.fromkeys(y.tolist()) if label not in index]
+        shown = ", ".join(repr(label) for label in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise ValueError(
+            f"expected every label of y to be one of classes_ {classes.tolist()[:20]}"
+            f"{' ...' if len(classes) > 20 else ''}; got unknown label(s) {shown}{more}"
+        ) from None
+
+
+class TaskResHead(ClassifierMixin, BaseEstimator):
+    """TaskRes classifier on precomputed image embeddings.
+
+    Learns a task residual ``x`` on top of a frozen base classifier ``t``
+    (Yu et al., "Task Residual for Tuning Vision-Language Models", CVPR 2023)::
+
+        t' = t + alpha * x
+        logits = logit_scale * normalize(X) @ normalize(t').T
+
+    with cross-entropy, Adam and the official schedule (one warm-up epoch at
+    1e-5, then cosine annealing per epoch). Only ``x`` is learned; it starts
+    at zero, so an untrained head is exactly the base classifier.
+
+    Parameters
+    ----------
+    base_weights : array-like of shape (n_classes, n_features), default=None
+        The base classifier ``t``: for CLIP, the raw (unnormalised) text
+        embedding of every class. Row ``k`` belongs to ``classes[k]``. When
+        None, the base is the per-class mean of the normalised training
+        embeddings and ``classes_`` are the sorted labels of ``y``.
+    classes : array-like of shape (n_classes,), default=None
+        Labels of the rows of ``base_weights``; default ``0 .. n_classes - 1``.
+        Classes without training samples are still predicted. Ignored when
+        ``base_weights`` is None.
+    alpha : float, default=0.5
+        Scale of the residual (the paper's alpha; 1.0 for Flowers102).
+    logit_scale : float, default=100.0
+        Temperature of the cosine logits: CLIP's ``exp(logit_scale)``.
+    learning_rate : float, default=2e-3
+        Peak learning rate of Adam.
+    max_iter : int, default=200
+        Number of epochs (including the warm-up epoch).
+    batch_size : int, default=256
+        Minibatch size. Each epoch visits the samples in a fresh random order
+        and drops the last partial batch when there are at least
+        ``batch_size`` samples.
+    weight_decay : float, default=5e-4
+        L2 penalty added to the gradient (coupled, as ``torch.optim.Adam``).
+    device : str, default="auto"
+        Where to train: ``"auto"`` (CUDA when available), ``"cpu"``,
+        ``"cuda"`` or ``"cuda:N"``. Fitted attributes are NumPy either way.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the batch order. Training on the CPU with a fixed seed is
+        deterministic.
+    verbose : int, default=0
+        Print the loss of every epoch when positive.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, in the order of the rows of ``base_weights_``.
+    base_weights_ : ndarray of shape (n_classes, n_features)
+        The frozen base classifier ``t``.
+    residual_ : ndarray of shape (n_classes, n_features)
+        The learned task residual ``x``.
+    alpha_ : float
+        The residual scale the residual was trained with; predictions use it,
+        so ``set_params(alpha=...)`` takes effect at the next fit.
+    logit_scale_ : float
+        The temperature used.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss of every epoch.
+    n_features_in_ : int
+        Width of the embeddings seen during fit.
+
+    See Also
+    --------
+    TaskResClassifier : The same method end to end on images, with CLIP.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_taskres import TaskResHead
+    >>> rng = np.random.RandomState(0)
+    >>> base = rng.normal(size=(3, 16))
+    >>> y = np.repeat([0, 1, 2], 10)
+    >>> X = base[y] + 0.5 * rng.normal(size=(30, 16))
+    >>> head = TaskResHead(base, max_iter=20, device="cpu", random_state=0).fit(X, y)
+    >>> head.predict(X[:3])
+    array([0, 0, 0])
+    >>> head.residual_.shape
+    (3, 16)
+    """
+
+    _parameter_constraints = {
+        "base_weights": ["array-like", None],
+        "classes": ["array-like", None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "logit_scale": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        base_weights=None,
+        *,
+        classes=None,
+        alpha=0.5,
+        logit_scale=100.0,
+        learning_rate=2e-3,
+        max_iter=200,
+        batch_size=256,
+        weight_decay=5e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.base_weights = base_weights
+        self.classes = classes
+        self.alpha = alpha
+        self.logit_scale = logit_scale
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Learn the task residual from embeddings and labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings (normalised internally).
+        y : array-like of shape (n_samples,)
+            Labels; each must be one of ``classes`` when a base is given.
+
+        Returns
+        -------
+        self : TaskResHead
+            The fitted head.
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        device = resolve_device(self.device)
+        classes, base = self._label_space_and_base(X, y)
+        targets = encode_labels(y, classes)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        residual, loss_curve = train_residual(
+            X,
+            targets,
+            base,
+            alpha=self.alpha,
+            logit_scale=self.logit_scale,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+            seed=seed,
+            device=device,
+            verbose=self.verbose,
+        )
+        self.classes_ = classes
+        self.base_weights_ = base
+        self.residual_ = residual
+        self.alpha_ = float(self.alpha)
+        self.logit_scale_ = float(self.logit_scale)
+        self.n_iter_ = self.max_iter
+        self.loss_curve_ = loss_curve
+        return self
+
+    def _label_space_and_base(self, X, y):
+        if self.base_weights is None:
+            classes, targets = np.unique(y, return_inverse=True)
+            sums = np.zeros((len(classes), X.shape[1]), dtype=np.float64)
+            np.add.at(sums, targets, _normalize_rows(X))
+            base = sums / np.bincount(targets)[:, None]
+            return classes, base.astype(np.float32)
+
+        base = check_array(
+            self.base_weights, dtype=[np.float32, np.float64], input_name="base_weights"
+        )
+        if base.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"expected base_weights with {X.shape[1]} columns (the width of X); "
+                f"got shape {base.shape}"
+            )
+        if self.classes is None:
+            classes = np.arange(base.shape[0])
+        else:
+            classes = np.asarray(self.classes)
+            if classes.ndim != 1 or len(classes) != base.shape[0]:
+                raise ValueError(
+                    f"expected classes of length {base.shape[0]} (the rows of base_weights); "
+                    f"got shape {classes.shape}"
+                )
+            if len(set(classes.tolist())) != len(classes):
+                raise ValueError(f"expected distinct classes; got {classes.tolist()}")
+        return classes, base.astype(np.float32, copy=True)
+
+    def _scores(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        classifier = self.base_weights_ + self.alpha_ * self.residual_
+        return self.logit_scale_ * (_normalize_rows(X) @ _normalize_rows(classifier).T)
+
+    def decision_function(self, X):
+        """Logits of every class: ``logit_scale * cos(X, t + alpha * x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return self._scores(X)
+
+    def predict(self, X):
+        """Predict the class of every embedding.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return self.classes_.take(np.argmax(self._scores(X), axis=1))
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return softmax(self._scores(X), axis=1)
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return log_softmax(self._scores(X), axis=1)

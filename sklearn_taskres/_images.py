@@ -1,0 +1,117 @@
+"""Image inputs: validation, content digests and decoding to RGB.
+
+An image is a PIL image (any mode), a path to an image file (str or
+``os.PathLike``), or a uint8 array of shape (H, W), (H, W, 1), (H, W, 3) or
+(H, W, 4). Every error names the index of the culprit.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+_ARRAY_CHANNELS = (1, 3, 4)
+
+
+class ImageSource:
+    """One input image: its kind, a digest of its content, and a way to decode it."""
+
+    __slots__ = ("index", "kind", "item", "digest")
+
+    def __init__(self, index, kind, item, digest):
+        self.index = index
+        self.kind = kind
+        self.item = item
+        self.digest = digest
+
+    def load(self):
+        """The image as an RGB PIL image."""
+        if self.kind == "path":
+            try:
+                with Image.open(self.item) as image:
+                    image.load()
+                    return _to_rgb(image)
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                raise ValueError(
+                    f"X[{self.index}]: cannot decode the image file {str(self.item)!r}: {exc}"
+                ) from exc
+        if self.kind == "array":
+            array = self.item
+            if array.ndim == 3 and array.shape[2] == 1:
+                array = array[:, :, 0]
+            return _to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+        return _to_rgb(self.item)
+
+
+def _to_rgb(image):
+    if image.mode == "RGB":
+        return image.copy() if image.readonly else image
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Composite on white rather than dropping alpha, whose hidden pixels
+        # are often black or garbage.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def image_sources(X):
+    """Validate a sequence of images and describe each one; raise on the first bad one."""
+    if isinstance(X, (str, bytes, os.PathLike, Image.Image)):
+        raise TypeError(
+            "expected X to be a sequence of images (a list of PIL images, paths or uint8 "
+            f"arrays); got a single {type(X).__name__}. Wrap it in a list: [image]"
+        )
+    if isinstance(X, np.ndarray) and X.ndim in (3, 4) and X.dtype == np.uint8:
+        items = list(X)  # a stacked batch of (H, W) or (H, W, C) images
+    else:
+        try:
+            items = list(X)
+        except TypeError:
+            raise TypeError(
+                f"expected X to be a sequence of images; got {type(X).__name__}"
+            ) from None
+    if not items:
+        raise ValueError("expected at least one image in X; got an empty sequence")
+    return [_describe(index, item) for index, item in enumerate(items)]
+
+
+def _describe(index, item):
+    if isinstance(item, Image.Image):
+        digest = _digest(
+            b"pil", item.mode.encode(), repr(item.size).encode(), item.tobytes(),
+            bytes(item.getpalette() or ()),
+        )
+        return ImageSource(index, "pil", item, digest)
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if not path.exists():
+            raise FileNotFoundError(f"X[{index}]: no such image file: {str(item)!r}")
+        if not path.is_file():
+            raise ValueError(f"X[{index}]: expected an image file; got the directory {str(item)!r}")
+        return ImageSource(index, "path", path, _digest(b"file", path.read_bytes()))
+    if isinstance(item, np.ndarray):
+        shape_ok = item.ndim == 2 or (item.ndim == 3 and item.shape[2] in _ARRAY_CHANNELS)
+        if item.dtype != np.uint8 or not shape_ok:
+            raise ValueError(
+                f"X[{index}]: expected a uint8 array of shape (H, W) or (H, W, C) with C in "
+                f"{_ARRAY_CHANNELS}; got dtype {item.dtype} and shape {item.shape}"
+            )
+        if 0 in item.shape:
+            raise ValueError(f"X[{index}]: expected a non-empty image; got shape {item.shape}")
+        digest = _digest(b"array", repr(item.shape).encode(), np.ascontiguousarray(item).data)
+        return ImageSource(index, "array", item, digest)
+    raise TypeError(
+        f"X[{index}]: expected a PIL image, a path or a uint8 array; got {type(item).__name__}"
+    )
+
+
+def _digest(*parts):
+    hasher = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        view = memoryview(part).cast("B")
+        hasher.update(view.nbytes.to_bytes(8, "little"))
+        hasher.update(view)
+    return hasher.hexdigest()

@@ -1,0 +1,141 @@
+"""Training the task residual on cached image features.
+
+Pure torch functions: arrays in, arrays out. They know nothing about
+scikit-learn; the estimators validate their inputs and hold the results.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+WARMUP_LEARNING_RATE = 1e-5
+ADAM_BETAS = (0.9, 0.999)
+
+
+def resolve_device(device):
+    """Return the ``torch.device`` meant by the estimator parameter ``device``.
+
+    ``"auto"`` means CUDA when it is available, else the CPU.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"expected device to be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}"
+        ) from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this "
+                "machine; use device='cpu' or device='auto'"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    return resolved
+
+
+def learning_rate_schedule(learning_rate, max_iter):
+    """Learning rate of every epoch in the official TaskRes recipe.
+
+    One warm-up epoch at the constant rate 1e-5, then cosine annealing over
+    ``max_iter`` epochs stepped once per epoch: epoch ``e >= 1`` trains at
+    ``learning_rate * (1 + cos(pi * (e - 1) / max_iter)) / 2``. The last
+    epoch therefore never reaches zero, as with Dassl's warm-up wrapper
+    around ``CosineAnnealingLR(T_max=max_iter)``.
+    """
+    rates = [WARMUP_LEARNING_RATE]
+    for epoch in range(1, max_iter):
+        rates.append(learning_rate * (1 + math.cos(math.pi * (epoch - 1) / max_iter)) / 2)
+    return np.asarray(rates[:max_iter])
+
+
+def residual_logits(features, base, residual, alpha, logit_scale):
+    """Logits of the TaskRes classifier ``t' = base + alpha * residual``.
+
+    ``logit_scale * normalize(features) @ normalize(t').T``.
+    """
+    classifier = F.normalize(base + alpha * residual, dim=-1)
+    return logit_scale * (features @ classifier.T)
+
+
+def minibatches(n_samples, batch_size, generator):
+    """Index batches for one epoch: a fresh random order, last partial batch dropped.
+
+    As in Dassl's training loader, the partial batch is dropped only when
+    there is at least one full batch; smaller sets train as one batch.
+    """
+    order = torch.randperm(n_samples, generator=generator)
+    if n_samples < batch_size:
+        return [order]
+    n_batches = n_samples // batch_size
+    return list(order[: n_batches * batch_size].view(n_batches, batch_size))
+
+
+def train_residual(
+    features,
+    targets,
+    base,
+    *,
+    alpha,
+    logit_scale,
+    learning_rate,
+    max_iter,
+    batch_size,
+    weight_decay,
+    seed,
+    device,
+    verbose=0,
+):
+    """Learn the task residual ``x`` of TaskRes with the official recipe.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+        Image embeddings (normalised here).
+    targets : ndarray of shape (n_samples,)
+        Row of ``base`` that each sample belongs to.
+    base : ndarray of shape (n_classes, n_features)
+        The frozen base classifier ``t``.
+    seed : int
+        Seed of the generator that draws the batch order; the order is drawn
+        on the CPU so that a seed gives the same batches on every device.
+
+    Returns
+    -------
+    residual : ndarray of shape (n_classes, n_features), float32
+    loss_curve : list of float
+        Mean training loss of every epoch.
+    """
+    features = F.normalize(torch.as_tensor(features, dtype=torch.float32, device=device), dim=1)
+    targets = torch.as_tensor(targets, dtype=torch.long, device=device)
+    base = torch.as_tensor(base, dtype=torch.float32, device=device)
+    residual = torch.zeros_like(base, requires_grad=True)
+    optimizer = torch.optim.Adam(
+        [residual], lr=learning_rate, betas=ADAM_BETAS, weight_decay=weight_decay
+    )
+    generator = torch.Generator().manual_seed(seed)
+
+    loss_curve = []
+    for epoch, rate in enumerate(learning_rate_schedule(learning_rate, max_iter)):
+        for group in optimizer.param_groups:
+            group["lr"] = float(rate)
+        batch_losses = []
+        for batch in minibatches(len(features), batch_size, generator):
+            batch = batch.to(device)
+            logits = residual_logits(features[batch], base, residual, alpha, logit_scale)
+            loss = F.cross_entropy(logits, targets[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            batch_losses.append(loss.detach())
+        loss_curve.append(torch.stack(batch_losses).mean().item())
+        if verbose:
+            print(f"Epoch {epoch + 1}/{max_iter}, loss = {loss_curve[-1]:.6f}")
+    return residual.detach().cpu().numpy(), loss_curve
