@@ -20,11 +20,6 @@ def _label_space(classnames):
     """Labels and CLIP names of the classes, validated."""
     if isinstance(classnames, Mapping):
         labels, names = list(classnames.keys()), list(classnames.values())
-    elif isinstance(classnames, str):
-        raise ValueError(
-            f"expected classnames to be a sequence of class names or a mapping "
-            f"{{label: name}}; got the single string {classnames!r}"
-        )
     else:
         labels, names = None, list(classnames)
     if len(names) < 2:
@@ -257,7 +252,6 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _features(self, X):
-        check_is_fitted(self)
         encoder = load_encoder(self.model, self.pretrained, resolve_device(self.device))
         features = image_features(encoder, X)
         if features.shape[1] != self.base_weights_.shape[1]:
@@ -281,6 +275,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
+        check_is_fitted(self)
         return self.head_.decision_function(self._features(X))
 
     def predict(self, X):
@@ -296,6 +291,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
+        check_is_fitted(self)
         return self.head_.predict(self._features(X))
 
     def predict_proba(self, X):
@@ -311,6 +307,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
+        check_is_fitted(self)
         return self.head_.predict_proba(self._features(X))
 
     def predict_log_proba(self, X):
@@ -326,6 +323,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
+        check_is_fitted(self)
         return self.head_.predict_log_proba(self._features(X))
 
     def __sklearn_tags__(self):

@@ -235,10 +235,12 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         return classes, base.astype(np.float32, copy=True)
 
     def _scores(self, X):
-        check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
-        classifier = self.base_weights_ + self.alpha_ * self.residual_
-        return self.logit_scale_ * (_normalize_rows(X) @ _normalize_rows(classifier).T)
+        classifier = (self.base_weights_ + self.alpha_ * self.residual_).astype(X.dtype)
+        cosines = _normalize_rows(X) @ _normalize_rows(classifier).T
+        # float64 logits: with a scale of 100 the probabilities of unlikely
+        # classes underflow float32 and their log-probabilities would be -inf.
+        return self.logit_scale_ * cosines.astype(np.float64)
 
     def decision_function(self, X):
         """Logits of every class: ``logit_scale * cos(X, t + alpha * x)``.
@@ -250,10 +252,17 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        scores : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            Columns follow ``classes_``. With two classes, as everywhere in
+            scikit-learn, the score of ``classes_[1]`` relative to
+            ``classes_[0]``: the difference of their logits, which is the
+            log-odds of ``classes_[1]``.
         """
-        return self._scores(X)
+        check_is_fitted(self)
+        scores = self._scores(X)
+        if scores.shape[1] == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
 
     def predict(self, X):
         """Predict the class of every embedding.
@@ -268,6 +277,7 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
+        check_is_fitted(self)
         return self.classes_.take(np.argmax(self._scores(X), axis=1))
 
     def predict_proba(self, X):
@@ -283,6 +293,7 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
+        check_is_fitted(self)
         return softmax(self._scores(X), axis=1)
 
     def predict_log_proba(self, X):
@@ -298,4 +309,5 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
+        check_is_fitted(self)
         return log_softmax(self._scores(X), axis=1)

@@ -113,9 +113,10 @@ def train_residual(
     loss_curve : list of float
         Mean training loss of every epoch.
     """
-    features = F.normalize(torch.as_tensor(features, dtype=torch.float32, device=device), dim=1)
-    targets = torch.as_tensor(targets, dtype=torch.long, device=device)
-    base = torch.as_tensor(base, dtype=torch.float32, device=device)
+    # torch.tensor copies: inputs may be read-only (memmaps) and must not be aliased.
+    features = F.normalize(torch.tensor(features, dtype=torch.float32, device=device), dim=1)
+    targets = torch.tensor(targets, dtype=torch.long, device=device)
+    base = torch.tensor(base, dtype=torch.float32, device=device)
     residual = torch.zeros_like(base, requires_grad=True)
     optimizer = torch.optim.Adam(
         [residual], lr=learning_rate, betas=ADAM_BETAS, weight_decay=weight_decay

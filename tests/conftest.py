@@ -1,0 +1,29 @@
+import os
+
+# Before open_clip or huggingface_hub is imported anywhere: a cache miss must
+# fail at once instead of retrying the network for a minute.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from helpers import make_images  # noqa: E402
+
+from sklearn_taskres.testing import register_tiny_clip, save_tiny_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """Name of a tiny random open_clip model registered for the session."""
+    return register_tiny_clip()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory):
+    """A local checkpoint file of the tiny model."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt", tiny_model)
+
+
+@pytest.fixture
+def pil_image():
+    return Image.fromarray(make_images(1, seed=123)[0])

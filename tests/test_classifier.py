@@ -1,0 +1,314 @@
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import joblib
+import numpy as np
+import open_clip
+import pytest
+import torch
+from helpers import make_dataset, make_images
+from PIL import Image
+from sklearn.base import clone, is_classifier
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from sklearn_taskres import TaskResClassifier
+from sklearn_taskres._clip import ClipEncoder, encoders_loaded
+from sklearn_taskres._features import FEATURES
+
+NAMES = ["red", "green", "blue"]
+
+
+@pytest.fixture
+def make_clf(tiny_model):
+    def make(classnames=NAMES, **params):
+        params = {"model": tiny_model, "pretrained": None, "max_iter": 30,
+                  "learning_rate": 1e-2, "device": "cpu", "random_state": 0, **params}
+        return TaskResClassifier(classnames, **params)
+
+    return make
+
+
+@pytest.fixture
+def data():
+    images, y = make_dataset(n_per_class=6, n_classes=3, seed=0)
+    return images, y
+
+
+@pytest.fixture
+def encoded_rows(monkeypatch):
+    """Counts the images that go through the image encoder."""
+    counter = {"rows": 0}
+    encode = ClipEncoder.encode_images
+
+    def counting(self, pixels):
+        counter["rows"] += len(pixels)
+        return encode(self, pixels)
+
+    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
+    return counter
+
+
+def test_is_a_classifier(make_clf):
+    assert is_classifier(make_clf())
+
+
+def test_fit_predict_score(make_clf, data):
+    images, y = data
+    clf = make_clf().fit(images, y)
+    assert clf.predict(images).shape == (len(images),)
+    proba = clf.predict_proba(images)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-6)
+    assert clf.decision_function(images).shape == (len(images), 3)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(images)), proba, rtol=1e-5)
+    assert 0 <= clf.score(images, y) <= 1
+    assert clf.base_weights_.shape == clf.residual_.shape == (3, 32)
+    assert clf.logit_scale_ == pytest.approx(1 / 0.07, rel=1e-5)
+    assert clf.n_iter_ == 30 and len(clf.loss_curve_) == 30
+
+
+def test_training_fits_the_training_images(make_clf, data):
+    """On separable data the residual lifts training accuracy above zero-shot."""
+    images, y = data
+    zero_shot = make_clf(alpha=0.0).fit(images, y).score(images, y)
+    tuned = make_clf(alpha=1.0, max_iter=100, learning_rate=0.1).fit(images, y)
+    assert tuned.loss_curve_[-1] < tuned.loss_curve_[0]
+    assert tuned.score(images, y) == 1.0 > zero_shot
+
+
+def test_alpha_zero_is_zero_shot_clip(make_clf, data, tiny_model, tiny_checkpoint):
+    """alpha=0 predicts exactly what open_clip's own zero-shot computation predicts."""
+    images, y = data
+    templates = ["a photo of a {}.", "a {} thing."]
+    clf = make_clf(alpha=0.0, pretrained=str(tiny_checkpoint), templates=templates)
+    clf.fit(images, y)
+
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        tiny_model, pretrained=str(tiny_checkpoint))
+    tokenizer = open_clip.get_tokenizer(tiny_model)
+    model.eval()
+    with torch.no_grad():
+        pixels = torch.stack([preprocess(Image.fromarray(image)) for image in images])
+        image_features = model.encode_image(pixels)
+        text = torch.stack([model.encode_text(tokenizer([t.format(name) for t in templates]))
+                            .mean(0) for name in NAMES])
+        np.testing.assert_allclose(clf.base_weights_, text.numpy(), rtol=1e-5, atol=1e-6)
+        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
+        text = text / text.norm(dim=-1, keepdim=True)
+        logits = model.logit_scale.exp() * image_features @ text.T
+    np.testing.assert_array_equal(clf.predict(images), logits.argmax(1).numpy())
+    np.testing.assert_allclose(clf.decision_function(images), logits.numpy(), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_grid_search_encodes_each_image_once(make_clf, encoded_rows):
+    """GridSearchCV over alpha encodes every distinct image once, test folds included."""
+    images, y = make_dataset(n_per_class=6, n_classes=3, seed=101)
+    loaded = encoders_loaded()
+    search = GridSearchCV(make_clf(), {"alpha": [0.25, 0.5, 1.0]}, cv=3)
+    search.fit(images, y)
+    assert encoded_rows["rows"] == len(images)
+    assert encoders_loaded() == loaded  # clones share the process-wide model
+    assert search.best_params_["alpha"] in (0.25, 0.5, 1.0)
+    search.predict(images)
+    assert encoded_rows["rows"] == len(images)
+
+
+def test_identical_images_are_encoded_once(make_clf, encoded_rows):
+    images = make_images(3, seed=102)
+    make_clf().fit(images + [image.copy() for image in images], [0, 1, 2] * 2)
+    assert encoded_rows["rows"] == 3
+
+
+def test_in_a_pipeline(make_clf, data):
+    """A preprocessing step in front of the classifier works as in any Pipeline."""
+    images, y = data
+    to_pil = FunctionTransformer(lambda X: [Image.fromarray(x) for x in X])
+    pipe = make_pipeline(to_pil, make_clf()).fit(images, y)
+    direct = make_clf().fit(images, y)
+    np.testing.assert_array_equal(pipe.predict(images), direct.predict(images))
+    assert pipe.score(images, y) == direct.score(images, y)
+
+
+def test_clone_get_params_set_params(make_clf, data):
+    clf = make_clf(alpha=0.3).fit(*data)
+    params = clf.get_params()
+    assert params["alpha"] == 0.3 and params["classnames"] == NAMES
+    fresh = clone(clf)
+    assert not hasattr(fresh, "residual_")
+    assert fresh.get_params()["alpha"] == 0.3
+    assert fresh.set_params(alpha=0.9) is fresh and fresh.alpha == 0.9
+    assert "alpha=0.3" in repr(clf)
+
+
+def test_joblib_round_trip_predicts_identically(make_clf, data, tmp_path):
+    images, y = data
+    clf = make_clf().fit(images, y)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(images), clf.predict_proba(images))
+    np.testing.assert_array_equal(loaded.residual_, clf.residual_)
+
+
+def test_pickle_holds_no_torch_objects(make_clf, data):
+    """Fitted state is NumPy: no module, tensor or CUDA storage reaches the pickle."""
+    payload = pickle.dumps(make_clf().fit(*data))
+    assert b"torch" not in payload
+    assert len(payload) < 20_000
+
+
+def test_pickle_loads_and_predicts_in_a_fresh_process(make_clf, data, tiny_model, tmp_path):
+    """A pickle finds its encoder again from (model, pretrained) in a new process."""
+    images, y = data
+    clf = make_clf().fit(images, y)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    np.save(tmp_path / "images.npy", np.stack(images))
+    np.save(tmp_path / "expected.npy", clf.predict_proba(images))
+    script = textwrap.dedent(f"""
+        import os
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        import joblib, numpy as np
+        from sklearn_taskres.testing import register_tiny_clip
+        register_tiny_clip({tiny_model!r})
+        clf = joblib.load({str(tmp_path / "clf.joblib")!r})
+        proba = clf.predict_proba(np.load({str(tmp_path / "images.npy")!r}))
+        np.testing.assert_allclose(proba, np.load({str(tmp_path / "expected.npy")!r}),
+                                   rtol=1e-5, atol=1e-7)
+        print("same probabilities")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "same probabilities" in result.stdout
+
+
+def test_vit_b_32_pickle_is_well_under_a_megabyte(data):
+    """For ViT-B-32 and 10 classes the pickle holds only the arrays (~40 kB)."""
+    names = [f"class {i}" for i in range(10)]
+    images = make_images(10, seed=103, size=64)
+    clf = TaskResClassifier(names, model="ViT-B-32", pretrained=None, max_iter=2,
+                            device="cpu", random_state=0).fit(images, list(range(10)))
+    size = len(pickle.dumps(clf))
+    assert clf.base_weights_.shape == (10, 512)
+    assert size < 100_000
+
+
+def test_paths_and_pil_images_give_the_same_predictions(make_clf, data, tmp_path):
+    images, y = data
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(image).save(paths[-1])
+    pil = [Image.fromarray(image) for image in images]
+    by_path = make_clf().fit(paths, y)
+    by_pil = make_clf().fit(pil, y)
+    np.testing.assert_allclose(by_path.residual_, by_pil.residual_, rtol=1e-6)
+    np.testing.assert_array_equal(by_path.predict_proba([str(p) for p in paths]),
+                                  by_pil.predict_proba(pil))
+
+
+def test_integer_and_name_labels_train_the_same_model(make_clf, data):
+    """y may hold names or indices; predictions come back in the same kind."""
+    images, y = data
+    by_index = make_clf().fit(images, y)
+    by_name = make_clf().fit(images, np.array(NAMES)[y])
+    np.testing.assert_array_equal(by_index.residual_, by_name.residual_)
+    np.testing.assert_array_equal(by_index.classes_, [0, 1, 2])
+    np.testing.assert_array_equal(by_name.classes_, NAMES)
+    np.testing.assert_array_equal(np.array(NAMES)[by_index.predict(images)],
+                                  by_name.predict(images))
+    assert by_name.predict(images).dtype.kind == "U"
+
+
+def test_mapping_classnames_use_keys_as_labels(make_clf, data):
+    images, y = data
+    mapping = {10: "red", 20: "green", 30: "blue"}
+    clf = make_clf(mapping).fit(images, np.array([10, 20, 30])[y])
+    np.testing.assert_array_equal(clf.classes_, [10, 20, 30])
+    assert set(clf.predict(images)) <= {10, 20, 30}
+    same = make_clf().fit(images, y)
+    np.testing.assert_array_equal(clf.residual_, same.residual_)
+
+
+def test_class_without_training_images_stays_in_the_label_space(make_clf, data):
+    """classes_ is the full label space; an unseen class keeps a row the negatives moved."""
+    images, y = data
+    seen = y != 2
+    clf = make_clf(alpha=1.0, max_iter=60).fit([im for im, s in zip(images, seen) if s], y[seen])
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    scores = clf.decision_function(images)
+    assert scores.shape == (len(images), 3)
+    np.testing.assert_array_equal(clf.predict(images), scores.argmax(1))
+    assert np.abs(clf.residual_[2]).max() > 0
+
+
+@pytest.mark.parametrize("labels, match", [
+    (["red", "green", "purple"], r"unknown label.*'purple'"),
+    ([0, 1, 7], r"unknown label.*7"),
+    ([0, 1, -1], r"unknown label.*-1"),
+])
+def test_label_outside_the_label_space_is_named(make_clf, labels, match, encoded_rows):
+    images = make_images(3, seed=104)
+    with pytest.raises(ValueError, match=match):
+        make_clf().fit(images, labels)
+    assert encoded_rows["rows"] == 0  # rejected before any encoding
+
+
+def test_float_labels_are_rejected(make_clf):
+    with pytest.raises(ValueError, match="expected y to hold class names or integer indices"):
+        make_clf().fit(make_images(2, seed=105), [0.5, 1.5])
+
+
+@pytest.mark.parametrize("classnames, match", [
+    ("red", "'classnames' parameter of TaskResClassifier must be"),
+    (["red"], "expected at least 2 classes"),
+    (["red", "red", "blue"], r"duplicates \['red'\]"),
+    (["red", "  "], r"classnames\[1\]: expected a non-empty string"),
+    (["red", 3], r"classnames\[1\]: expected a non-empty string; got 3"),
+    ({"a": "red", "b": ""}, r"classnames\['b'\]: expected a non-empty string"),
+])
+def test_bad_classnames_are_explained(make_clf, classnames, match):
+    with pytest.raises(ValueError, match=match):
+        make_clf(classnames).fit(make_images(2, seed=106), [0, 1])
+
+
+@pytest.mark.parametrize("templates, match", [
+    (["a photo."], r"templates\[0\]: expected a string with exactly one '\{\}'"),
+    (["{} and {}"], r"templates\[0\]"),
+    (["a {}.", 5], r"templates\[1\]"),
+    ([], "expected at least one prompt template"),
+])
+def test_bad_templates_are_explained(make_clf, templates, match):
+    with pytest.raises(ValueError, match=match):
+        make_clf(templates=templates).fit(make_images(2, seed=107), [0, 1])
+
+
+def test_len_mismatch(make_clf):
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        make_clf().fit(make_images(3, seed=108), [0, 1])
+
+
+def test_predict_before_fit(make_clf):
+    with pytest.raises(NotFittedError):
+        make_clf().predict(make_images(1, seed=109))
+
+
+def test_failed_fit_keeps_the_previous_model(make_clf, data):
+    images, y = data
+    clf = make_clf().fit(images, y)
+    residual = clf.residual_.copy()
+    with pytest.raises(ValueError):
+        clf.fit(images, np.full(len(y), 9))
+    np.testing.assert_array_equal(clf.residual_, residual)
+
+
+def test_changing_the_encoder_after_fit_is_caught(make_clf, data):
+    clf = make_clf().fit(*data)
+    clf.set_params(model="RN50", pretrained=None)
+    with pytest.raises(ValueError, match="expected model='RN50', pretrained=None to give "
+                                         "32-dimensional features as at fit; got 1024"):
+        clf.predict(make_images(1, seed=110))

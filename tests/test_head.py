@@ -1,0 +1,191 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_taskres import TaskResHead
+
+# Every check of scikit-learn's estimator suite passes; an entry here needs a reason.
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    [TaskResHead(max_iter=20, device="cpu", random_state=0)],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def blobs(n_classes=3, n_features=16, n_per_class=20, noise=0.8, seed=0):
+    rng = np.random.RandomState(seed)
+    base = rng.normal(size=(n_classes, n_features))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    X = base[y] + noise * rng.normal(size=(len(y), n_features))
+    return base, X.astype(np.float32), y
+
+
+def cosine_logits(X, W, scale):
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    W = W / np.linalg.norm(W, axis=1, keepdims=True)
+    return scale * X @ W.T
+
+
+def test_logits_follow_the_taskres_formula():
+    """decision_function is logit_scale * cos(X, t + alpha * x)."""
+    base, X, y = blobs()
+    head = TaskResHead(base, alpha=0.7, logit_scale=50.0, max_iter=10, device="cpu",
+                       random_state=0).fit(X, y)
+    expected = cosine_logits(X, head.base_weights_ + 0.7 * head.residual_, 50.0)
+    np.testing.assert_allclose(head.decision_function(X), expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(head.residual_).max() > 0
+
+
+def test_alpha_zero_is_the_base_classifier():
+    """With alpha=0 the residual has no effect: predictions are the base's."""
+    base, X, y = blobs(noise=3.0)
+    head = TaskResHead(base, alpha=0.0, max_iter=5, device="cpu", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(head.predict(X), cosine_logits(X, base, 100).argmax(1))
+
+
+def test_training_lowers_the_loss_and_beats_the_base():
+    """The learned residual improves on a noisy base."""
+    base, X, y = blobs(noise=1.0)
+    noisy_base = base + 1.5 * np.random.RandomState(1).normal(size=base.shape)
+    head = TaskResHead(noisy_base, alpha=1.0, learning_rate=1e-2, max_iter=100,
+                       device="cpu", random_state=0).fit(X, y)
+    zero_shot = (cosine_logits(X, noisy_base, 100).argmax(1) == y).mean()
+    assert head.loss_curve_[-1] < head.loss_curve_[0]
+    assert head.score(X, y) > zero_shot
+    assert head.n_iter_ == 100 and len(head.loss_curve_) == 100
+
+
+def test_classes_order_the_rows_and_unseen_classes_are_predicted():
+    """Rows of base_weights belong to `classes`; a class absent from y keeps its row."""
+    base, X, y = blobs(n_classes=3)
+    names = np.array(["cat", "dog", "emu"])
+    seen = y != 2
+    head = TaskResHead(base, classes=names, max_iter=10, device="cpu", random_state=0)
+    head.fit(X[seen], names[y[seen]])
+    np.testing.assert_array_equal(head.classes_, names)
+    assert head.predict_proba(X).shape == (len(X), 3)
+    assert "emu" in set(head.predict(X[~seen]))
+
+
+def test_default_classes_are_row_indices():
+    base, X, y = blobs()
+    head = TaskResHead(base, max_iter=2, device="cpu").fit(X, y)
+    np.testing.assert_array_equal(head.classes_, [0, 1, 2])
+
+
+def test_fixed_random_state_is_deterministic_on_cpu():
+    """Same seed, same residual; the batch order depends on the seed."""
+    base, X, y = blobs(n_per_class=40)
+    params = dict(max_iter=5, batch_size=16, device="cpu")
+    a = TaskResHead(base, random_state=3, **params).fit(X, y)
+    b = clone(a).fit(X, y)
+    c = TaskResHead(base, random_state=4, **params).fit(X, y)
+    np.testing.assert_array_equal(a.residual_, b.residual_)
+    assert not np.array_equal(a.residual_, c.residual_)
+
+
+def test_probabilities_match_logits():
+    base, X, y = blobs()
+    head = TaskResHead(base, max_iter=3, device="cpu").fit(X, y)
+    proba = head.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(head.predict_log_proba(X)), proba, rtol=1e-5, atol=1e-12)
+    np.testing.assert_array_equal(head.classes_[proba.argmax(1)], head.predict(X))
+
+
+def test_binary_decision_function_is_the_log_odds_of_the_second_class():
+    """With two classes, decision_function follows sklearn: one column of log-odds."""
+    base, X, y = blobs(n_classes=2)
+    head = TaskResHead(base, max_iter=3, device="cpu").fit(X, y)
+    log_proba = head.predict_log_proba(X)
+    scores = head.decision_function(X)
+    assert scores.shape == (len(X),)
+    np.testing.assert_allclose(scores, log_proba[:, 1] - log_proba[:, 0], rtol=1e-6)
+
+
+def test_set_params_after_fit_does_not_change_the_fitted_model():
+    """Predictions use the alpha the residual was trained with until the next fit."""
+    base, X, y = blobs()
+    head = TaskResHead(base, alpha=0.5, max_iter=20, device="cpu", random_state=0).fit(X, y)
+    before = head.decision_function(X)
+    head.set_params(alpha=2.0)
+    np.testing.assert_array_equal(head.decision_function(X), before)
+    assert head.alpha_ == 0.5
+
+
+def test_unknown_label_is_named():
+    base, X, y = blobs()
+    head = TaskResHead(base, classes=["a", "b", "c"], device="cpu")
+    labels = np.array(["a", "b", "zebra"])[y]
+    with pytest.raises(ValueError, match="unknown label.*'zebra'"):
+        head.fit(X, labels)
+
+
+def test_base_width_must_match_features():
+    base, X, y = blobs()
+    with pytest.raises(ValueError, match="expected base_weights with 16 columns"):
+        TaskResHead(base[:, :8], device="cpu").fit(X, y)
+
+
+def test_classes_length_must_match_base_rows():
+    base, X, y = blobs()
+    with pytest.raises(ValueError, match="expected classes of length 3"):
+        TaskResHead(base, classes=["a", "b"], device="cpu").fit(X, y)
+
+
+def test_duplicate_classes_are_rejected():
+    base, X, y = blobs()
+    with pytest.raises(ValueError, match="expected distinct classes"):
+        TaskResHead(base, classes=["a", "b", "a"], device="cpu").fit(X, y)
+
+
+def test_base_with_nan_is_rejected():
+    base, X, y = blobs()
+    base[1, 2] = np.nan
+    with pytest.raises(ValueError, match="base_weights contains NaN"):
+        TaskResHead(base, device="cpu").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [("alpha", -0.1), ("learning_rate", 0.0), ("batch_size", 0), ("max_iter", 0),
+     ("logit_scale", 0.0), ("weight_decay", -1.0)],
+)
+def test_bad_parameter_values_are_named(param, value):
+    base, X, y = blobs()
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter"):
+        TaskResHead(base, device="cpu").set_params(**{param: value}).fit(X, y)
+
+
+def test_unknown_device_is_explained():
+    base, X, y = blobs()
+    with pytest.raises(ValueError, match="expected device to be 'auto', 'cpu'"):
+        TaskResHead(base, device="gpu0").fit(X, y)
+
+
+def test_cuda_without_cuda_is_explained(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base, X, y = blobs()
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        TaskResHead(base, device="cuda").fit(X, y)
+
+
+def test_predict_before_fit():
+    with pytest.raises(NotFittedError):
+        TaskResHead().predict(np.zeros((2, 3)))
+
+
+def test_wrong_feature_width_at_predict():
+    base, X, y = blobs()
+    head = TaskResHead(base, max_iter=2, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="X has 8 features"):
+        head.predict(X[:, :8])

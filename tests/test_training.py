@@ -1,0 +1,96 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_taskres._training import learning_rate_schedule, minibatches, train_residual
+
+
+class ConstantWarmupThen(torch.optim.lr_scheduler.LRScheduler):
+    """Dassl's warm-up semantics: a constant rate for `warmup_epochs`, then `successor` steps."""
+
+    def __init__(self, optimizer, successor, warmup_epochs, warmup_lr):
+        self.successor = successor
+        self.warmup_epochs = warmup_epochs
+        self.warmup_lr = warmup_lr
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        if self.last_epoch >= self.warmup_epochs:
+            return self.successor.get_last_lr()
+        return [self.warmup_lr for _ in self.base_lrs]
+
+    def step(self):
+        if self.last_epoch >= self.warmup_epochs:
+            self.successor.step()
+            self._last_lr = self.successor.get_last_lr()
+        else:
+            super().step()
+
+
+def reference_rates(learning_rate, max_epoch):
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([parameter], lr=learning_rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # stepping schedulers without optimizer steps
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epoch)
+        scheduler = ConstantWarmupThen(optimizer, cosine, warmup_epochs=1, warmup_lr=1e-5)
+        rates = []
+        for _ in range(max_epoch):
+            rates.append(optimizer.param_groups[0]["lr"])
+            scheduler.step()
+    return np.array(rates)
+
+
+@pytest.mark.parametrize("learning_rate, max_iter", [(2e-3, 200), (2e-4, 100), (1e-2, 2), (1e-3, 1)])
+def test_learning_rates_follow_the_official_warmup_and_cosine(learning_rate, max_iter):
+    """1e-5 for the warm-up epoch, then torch's cosine annealing stepped per epoch."""
+    rates = learning_rate_schedule(learning_rate, max_iter)
+    assert len(rates) == max_iter and rates[0] == 1e-5
+    np.testing.assert_allclose(rates, reference_rates(learning_rate, max_iter), rtol=1e-9)
+
+
+def test_minibatches_drop_the_last_partial_batch():
+    """Full batches only, each index at most once; a small set trains as one batch."""
+    generator = torch.Generator().manual_seed(0)
+    batches = minibatches(10, 4, generator)
+    assert [len(b) for b in batches] == [4, 4]
+    assert len(set(torch.cat(batches).tolist())) == 8
+    (single,) = minibatches(3, 4, generator)
+    assert sorted(single.tolist()) == [0, 1, 2]
+
+
+def reference_residual(features, targets, base, alpha, scale, lr, epochs, weight_decay):
+    """The official loop written plainly: full-batch epochs, autograd, torch Adam."""
+    features = torch.tensor(features)
+    targets = torch.tensor(targets)
+    base = torch.tensor(base)
+    residual = torch.nn.Parameter(torch.zeros_like(base))
+    optimizer = torch.optim.Adam([residual], lr=lr, betas=(0.9, 0.999),
+                                 weight_decay=weight_decay)
+    rates = reference_rates(lr, epochs)
+    for epoch in range(epochs):
+        optimizer.param_groups[0]["lr"] = rates[epoch]
+        image = features / features.norm(dim=-1, keepdim=True)
+        text = base + alpha * residual
+        text = text / text.norm(dim=-1, keepdim=True)
+        loss = torch.nn.functional.cross_entropy(scale * image @ text.t(), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return residual.detach().numpy()
+
+
+def test_residual_equals_a_plain_reference_loop():
+    """With one batch per epoch, the trained residual equals the plain official loop."""
+    rng = np.random.RandomState(0)
+    base = rng.normal(size=(4, 12)).astype(np.float32)
+    targets = rng.randint(0, 4, 30)
+    features = (base[targets] + rng.normal(size=(30, 12))).astype(np.float32)
+    kwargs = dict(alpha=0.5, logit_scale=100.0, learning_rate=2e-3, weight_decay=5e-4)
+    residual, losses = train_residual(features, targets, base, max_iter=30, batch_size=256,
+                                      seed=0, device=torch.device("cpu"), **kwargs)
+    expected = reference_residual(features, targets, base, 0.5, 100.0, 2e-3, 30, 5e-4)
+    np.testing.assert_allclose(residual, expected, rtol=1e-4, atol=1e-7)
+    assert len(losses) == 30 and losses[-1] < losses[0]
