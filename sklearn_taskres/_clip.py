@@ -106,7 +106,7 @@ def _create_encoder(model_name, pretrained, device):
                 )
         except RuntimeError as exc:
             if weights["kind"] == "tag" and "download" in str(exc).lower():
-                raise _unavailable(model_name, pretrained) from exc
+                raise _unavailable(model_name, pretrained, force_quick_gelu) from exc
             raise
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
@@ -145,14 +145,19 @@ def _resolve_weights(open_clip, model_name, pretrained):
     )
 
 
-def _unavailable(model_name, pretrained):
-    return WeightsUnavailableError(
+def _unavailable(model_name, pretrained, quick_gelu):
+    message = (
         f"the pretrained weights {pretrained!r} of {model_name!r} are not in the local cache "
         "and could not be downloaded. Connect to the internet once (open_clip caches the "
         "weights under ~/.cache/huggingface), or download the checkpoint elsewhere and pass "
-        "its path: pretrained='/path/to/open_clip_pytorch_model.bin'. For OpenAI weights "
-        "from a file, use the '-quickgelu' model name (e.g. 'ViT-B-32-quickgelu')."
+        "its path: pretrained='/path/to/open_clip_pytorch_model.bin'."
     )
+    if quick_gelu and not model_name.endswith("-quickgelu"):
+        message += (
+            f" These weights need QuickGELU: from a file, name the model "
+            f"{model_name + '-quickgelu'!r}."
+        )
+    return WeightsUnavailableError(message)
 
 
 @contextlib.contextmanager
