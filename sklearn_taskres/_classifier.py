@@ -252,7 +252,8 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _features(self, X):
-        encoder = load_encoder(self.model, self.pretrained, resolve_device(self.device))
+        device = resolve_device(self.device, cpu_fallback=True)
+        encoder = load_encoder(self.model, self.pretrained, device)
         features = image_features(encoder, X)
         if features.shape[1] != self.base_weights_.shape[1]:
             raise ValueError(

@@ -75,7 +75,7 @@ def _lookup_or_compute(keys, compute_missing):
             found[key] = value
     if missing:
         computed = compute_missing(list(missing.values()))
-        for key, value in zip(missing, computed):
+        for key, value in zip(missing, computed, strict=True):
             value = np.array(value, dtype=np.float32)
             FEATURES.put(key, value)
             found[key] = value

@@ -90,7 +90,9 @@ def _describe(index, item):
         if not path.exists():
             raise FileNotFoundError(f"X[{index}]: no such image file: {str(item)!r}")
         if not path.is_file():
-            raise ValueError(f"X[{index}]: expected an image file; got the directory {str(item)!r}")
+            raise ValueError(
+                f"X[{index}]: expected an image file; got the directory {str(item)!r}"
+            )
         return ImageSource(index, "path", path, _digest(b"file", path.read_bytes()))
     if isinstance(item, np.ndarray):
         shape_ok = item.ndim == 2 or (item.ndim == 3 and item.shape[2] in _ARRAY_CHANNELS)

@@ -1,6 +1,5 @@
 """Prompt templates and the text-based base classifier."""
 
-import numpy as np
 
 from ._features import text_features
 

@@ -5,6 +5,7 @@ scikit-learn; the estimators validate their inputs and hold the results.
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -14,10 +15,13 @@ WARMUP_LEARNING_RATE = 1e-5
 ADAM_BETAS = (0.9, 0.999)
 
 
-def resolve_device(device):
+def resolve_device(device, *, cpu_fallback=False):
     """Return the ``torch.device`` meant by the estimator parameter ``device``.
 
-    ``"auto"`` means CUDA when it is available, else the CPU.
+    ``"auto"`` means CUDA when it is available, else the CPU. With
+    ``cpu_fallback``, a CUDA device on a machine without CUDA gives the CPU and
+    a warning instead of an error: a model fitted on a GPU box must still
+    predict where it is loaded.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -28,6 +32,14 @@ def resolve_device(device):
             f"expected device to be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}"
         ) from exc
     if resolved.type == "cuda":
+        if cpu_fallback and not torch.cuda.is_available():
+            warnings.warn(
+                f"device={device!r} but CUDA is not available on this machine; using the CPU. "
+                "Set device='auto' or 'cpu' to silence this warning.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return torch.device("cpu")
         if not torch.cuda.is_available():
             raise ValueError(
                 f"device={device!r} was requested but CUDA is not available on this "

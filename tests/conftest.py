@@ -5,9 +5,8 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
 from helpers import make_images  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from sklearn_taskres.testing import register_tiny_clip, save_tiny_checkpoint  # noqa: E402
 

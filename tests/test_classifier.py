@@ -18,7 +18,6 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_taskres import TaskResClassifier
 from sklearn_taskres._clip import ClipEncoder, encoders_loaded
-from sklearn_taskres._features import FEATURES
 
 NAMES = ["red", "green", "blue"]
 
@@ -234,16 +233,33 @@ def test_mapping_classnames_use_keys_as_labels(make_clf, data):
     np.testing.assert_array_equal(clf.residual_, same.residual_)
 
 
-def test_class_without_training_images_stays_in_the_label_space(make_clf, data):
-    """classes_ is the full label space; an unseen class keeps a row the negatives moved."""
+def test_class_without_training_images_is_still_predicted(make_clf, data):
+    """classes_ is the full label space: a class with no training image is predicted zero-shot."""
     images, y = data
-    seen = y != 2
-    clf = make_clf(alpha=1.0, max_iter=60).fit([im for im, s in zip(images, seen) if s], y[seen])
+    # The class that zero-shot CLIP predicts most often gets no training images.
+    zero_shot = make_clf(alpha=0.0).fit(images, y).predict(images)
+    unseen = np.bincount(zero_shot, minlength=3).argmax()
+    seen = y != unseen
+    train_images = [image for image, keep in zip(images, seen, strict=True) if keep]
+    clf = make_clf(alpha=0.0).fit(train_images, y[seen])
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
-    scores = clf.decision_function(images)
-    assert scores.shape == (len(images), 3)
-    np.testing.assert_array_equal(clf.predict(images), scores.argmax(1))
-    assert np.abs(clf.residual_[2]).max() > 0
+    assert clf.predict_proba(images).shape == (len(images), 3)
+    assert unseen in clf.predict(images)
+    tuned = make_clf(alpha=1.0, max_iter=60).fit(train_images, y[seen])
+    assert np.abs(tuned.residual_[unseen]).max() > 0  # the negatives still moved its row
+
+
+def test_model_fitted_for_cuda_predicts_on_a_cpu_only_machine(make_clf, data, monkeypatch):
+    """device='cuda' falls back to the CPU at predict time, with a warning."""
+    images, y = data
+    clf = make_clf().fit(images, y)
+    expected = clf.predict_proba(images)
+    clf.set_params(device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="CUDA is not available on this machine; using the CPU"):
+        np.testing.assert_array_equal(clf.predict_proba(images), expected)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        clf.fit(images, y)
 
 
 @pytest.mark.parametrize("labels, match", [

@@ -101,12 +101,14 @@ def test_unreachable_hub_switches_to_offline_for_the_load(monkeypatch):
 
 
 def test_unknown_model_name():
-    with pytest.raises(ValueError, match="expected model to be an open_clip model name.*'ViT-Q-99'"):
+    match = "expected model to be an open_clip model name.*'ViT-Q-99'"
+    with pytest.raises(ValueError, match=match):
         TaskResClassifier(["a", "b"], model="ViT-Q-99").fit(make_images(2, 0), [0, 1])
 
 
 def test_unknown_tag_lists_the_known_ones(tiny_model):
-    with pytest.raises(ValueError, match=r"tag of .ViT-B-32. \(.*openai.*\).*neither a known tag"):
+    match = r"tag of .ViT-B-32. \(.*openai.*\).*neither a known tag"
+    with pytest.raises(ValueError, match=match):
         load_encoder("ViT-B-32", "not-a-tag", CPU)
 
 

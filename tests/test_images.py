@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
+from helpers import make_images
 from PIL import Image
 
 from sklearn_taskres._images import image_sources
-
-from helpers import make_images
 
 
 def rgb_of(item):

@@ -43,7 +43,9 @@ def reference_rates(learning_rate, max_epoch):
     return np.array(rates)
 
 
-@pytest.mark.parametrize("learning_rate, max_iter", [(2e-3, 200), (2e-4, 100), (1e-2, 2), (1e-3, 1)])
+@pytest.mark.parametrize(
+    "learning_rate, max_iter", [(2e-3, 200), (2e-4, 100), (1e-2, 2), (1e-3, 1)]
+)
 def test_learning_rates_follow_the_official_warmup_and_cosine(learning_rate, max_iter):
     """1e-5 for the warm-up epoch, then torch's cosine annealing stepped per epoch."""
     rates = learning_rate_schedule(learning_rate, max_iter)
