@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
@@ -227,6 +227,41 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         # keeps the pickle at one copy of t.
         head.base_weights = head.base_weights_
 
+        self._set_fitted(head)
+        return self
+
+    def restrict_classes(self, classes):
+        """A fitted copy of the classifier that only knows a subset of its classes.
+
+        For evaluation on a label space that covers part of the training one
+        (ImageNet-A and -R cover 200 of ImageNet's 1,000 classes). Labels keep
+        their meaning: with integer labels, ``classnames`` of the copy becomes
+        the mapping ``{label: name}`` of the kept classes.
+
+        Parameters
+        ----------
+        classes : array-like of shape (n_kept,)
+            Distinct labels from ``classes_``.
+
+        Returns
+        -------
+        classifier : TaskResClassifier
+            A new fitted classifier; ``self`` is unchanged.
+        """
+        check_is_fitted(self)
+        head = self.head_.restrict_classes(classes)
+        labels, names = _label_space(self.classnames)
+        name_of = dict(zip(self.classes_.tolist(), names, strict=True))
+        kept = head.classes_.tolist()
+        if labels is None and self.classes_.dtype.kind in "US":
+            classnames = list(kept)
+        else:
+            classnames = {label: name_of[label] for label in kept}
+        restricted = clone(self).set_params(classnames=classnames)
+        restricted._set_fitted(head)
+        return restricted
+
+    def _set_fitted(self, head):
         self.head_ = head
         self.classes_ = head.classes_
         self.base_weights_ = head.base_weights_
@@ -234,7 +269,6 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         self.logit_scale_ = head.logit_scale_
         self.n_iter_ = head.n_iter_
         self.loss_curve_ = head.loss_curve_
-        return self
 
     def _classes_and_names(self, y):
         labels, names = _label_space(self.classnames)

@@ -1,5 +1,6 @@
 """TaskResHead: the TaskRes method on precomputed image embeddings."""
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,7 +19,7 @@ def _normalize_rows(array):
     return array / np.maximum(norms, np.finfo(array.dtype).tiny)
 
 
-def encode_labels(y, classes):
+def encode_labels(y, classes, what="y"):
     """Index of every label of ``y`` in ``classes``; a ValueError names unknown labels."""
     index = {label: i for i, label in enumerate(classes.tolist())}
     try:
@@ -28,7 +29,7 @@ def encode_labels(y, classes):
         shown = ", ".join(repr(label) for label in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise ValueError(
-            f"expected every label of y to be one of classes_ {classes.tolist()[:20]}"
+            f"expected every label of {what} to be one of classes_ {classes.tolist()[:20]}"
             f"{' ...' if len(classes) > 20 else ''}; got unknown label(s) {shown}{more}"
         ) from None
 
@@ -241,6 +242,40 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         # float64 logits: with a scale of 100 the probabilities of unlikely
         # classes underflow float32 and their log-probabilities would be -inf.
         return self.logit_scale_ * cosines.astype(np.float64)
+
+    def restrict_classes(self, classes):
+        """A fitted copy of the head that only knows a subset of its classes.
+
+        For evaluation on a label space that covers part of the training one
+        (ImageNet-A and -R cover 200 of ImageNet's 1,000 classes): the copy
+        keeps the base and residual rows of ``classes``, in the given order.
+
+        Parameters
+        ----------
+        classes : array-like of shape (n_kept,)
+            Distinct labels from ``classes_``.
+
+        Returns
+        -------
+        head : TaskResHead
+            A new fitted head; ``self`` is unchanged.
+        """
+        check_is_fitted(self)
+        rows = self._rows_of(classes)
+        restricted = copy.deepcopy(self)
+        restricted.classes_ = self.classes_[rows]
+        restricted.base_weights_ = self.base_weights_[rows]
+        restricted.residual_ = self.residual_[rows]
+        restricted.set_params(base_weights=restricted.base_weights_, classes=restricted.classes_)
+        return restricted
+
+    def _rows_of(self, classes):
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or len(classes) == 0:
+            raise ValueError(f"expected a non-empty 1-d sequence of classes; got {classes!r}")
+        if len(set(classes.tolist())) != len(classes):
+            raise ValueError(f"expected distinct classes; got {classes.tolist()}")
+        return encode_labels(classes, self.classes_, what="classes")
 
     def decision_function(self, X):
         """Logits of every class: ``logit_scale * cos(X, t + alpha * x)``.

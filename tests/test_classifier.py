@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_taskres import TaskResClassifier
-from sklearn_taskres._clip import ClipEncoder, encoders_loaded
+from sklearn_taskres._clip import ClipEncoder, encoders_loaded, load_encoder
 
 NAMES = ["red", "green", "blue"]
 
@@ -328,3 +328,43 @@ def test_changing_the_encoder_after_fit_is_caught(make_clf, data):
     with pytest.raises(ValueError, match="expected model='RN50', pretrained=None to give "
                                          "32-dimensional features as at fit; got 1024"):
         clf.predict(make_images(1, seed=110))
+
+
+@pytest.mark.parametrize("by_name", [False, True])
+def test_restrict_classes_keeps_labels_and_scores(make_clf, data, by_name):
+    """A restricted classifier predicts the kept labels with unchanged scores, and refits."""
+    images, y = data
+    labels = np.array(NAMES)[y] if by_name else y
+    clf = make_clf().fit(images, labels)
+    kept = clf.classes_[[2, 0]]
+    small = clf.restrict_classes(kept)
+    np.testing.assert_array_equal(small.classes_, kept)
+    full = clf.decision_function(images)
+    # Two classes left: one column, the score of classes_[1] against classes_[0].
+    np.testing.assert_allclose(small.decision_function(images), full[:, 0] - full[:, 2],
+                               rtol=1e-6, atol=1e-6)
+    refit = clone(small).fit(images[:6] + images[12:], labels[np.r_[0:6, 12:18]])
+    np.testing.assert_array_equal(refit.classes_, kept)
+
+
+def test_built_in_template_set_gives_the_raw_mean_base(make_clf, data, tiny_model):
+    """templates='imagenet' averages the 8 official prompts' raw text embeddings."""
+    from sklearn_taskres._templates import TEMPLATE_SETS
+
+    images, y = data
+    clf = make_clf(templates="ImageNet", max_iter=1).fit(images, y)
+    templates = TEMPLATE_SETS["imagenet"]
+    assert len(templates) == 8 and "itap of a {}." in templates
+    model = load_encoder(tiny_model, None, torch.device("cpu")).model
+    tokenizer = open_clip.get_tokenizer(tiny_model)
+    with torch.no_grad():
+        expected = np.stack([
+            model.encode_text(tokenizer([t.format(n) for t in templates])).mean(0).numpy()
+            for n in NAMES
+        ])
+    np.testing.assert_allclose(clf.base_weights_, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_template_set_lists_the_known_ones(make_clf):
+    with pytest.raises(ValueError, match=r"name of a built-in set \(caltech101, dtd, eurosat"):
+        make_clf(templates="imagenet-9000").fit(make_images(2, seed=111), [0, 1])

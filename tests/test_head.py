@@ -189,3 +189,27 @@ def test_wrong_feature_width_at_predict():
     head = TaskResHead(base, max_iter=2, device="cpu").fit(X, y)
     with pytest.raises(ValueError, match="X has 8 features"):
         head.predict(X[:, :8])
+
+
+def test_restrict_classes_keeps_the_rows_of_the_subset():
+    """A restricted head scores exactly like the full one on the kept columns."""
+    base, X, y = blobs(n_classes=4)
+    names = np.array(["ant", "bee", "cat", "dog"])
+    head = TaskResHead(base, classes=names, max_iter=10, device="cpu", random_state=0)
+    head.fit(X, names[y])
+    small = head.restrict_classes(["dog", "bee", "ant"])
+    np.testing.assert_array_equal(small.classes_, ["dog", "bee", "ant"])
+    np.testing.assert_allclose(small.decision_function(X),
+                               head.decision_function(X)[:, [3, 1, 0]])
+    assert set(small.predict(X)) <= {"dog", "bee", "ant"}
+    assert head.classes_.tolist() == names.tolist()  # the original is untouched
+    np.testing.assert_array_equal(small.get_params()["classes"], ["dog", "bee", "ant"])
+
+
+def test_restrict_classes_rejects_unknown_and_repeated_labels():
+    base, X, y = blobs()
+    head = TaskResHead(base, max_iter=2, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match=r"label of classes to be one of classes_.*unknown.* 7"):
+        head.restrict_classes([0, 7])
+    with pytest.raises(ValueError, match="expected distinct classes"):
+        head.restrict_classes([1, 1])
