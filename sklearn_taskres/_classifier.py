@@ -6,11 +6,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from ._clip import load_encoder
-from ._features import image_features
+from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, encode_labels
 from ._templates import resolve_templates, text_base
 from ._training import resolve_device
@@ -32,6 +33,20 @@ def _label_space(classnames):
     if duplicates:
         raise ValueError(f"expected distinct class names; got duplicates {duplicates}")
     return labels, names
+
+
+def _augmentation_seed(random_state):
+    """The seed of the augmented views.
+
+    An int seed is used as is. Without one the views are still fixed (seed 0)
+    rather than fresh at every fit: the cache then serves refits and every
+    clone of a grid search without encoding the views again.
+    """
+    if random_state is None:
+        return 0
+    if isinstance(random_state, Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def _as_label_array(labels):
@@ -88,6 +103,16 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         Minibatch size of the residual training.
     weight_decay : float, default=5e-4
         L2 penalty (coupled, as ``torch.optim.Adam``).
+    augment_views : int, default=0
+        When positive, train on this many augmented views of every training
+        image instead of the plain evaluation crop: the official training
+        augmentation (random resized crop with scale 0.08-1, bicubic, and
+        horizontal flip), encoded once and cached; each epoch uses one view
+        per image, drawn at random. The official code draws a new view every
+        epoch, so ``augment_views=max_iter`` comes closest. The views are
+        fixed by ``random_state`` (seed 0 when None, so that refits and grid
+        searches reuse them). Prediction always uses the evaluation
+        transform.
     device : str, default="auto"
         Where to encode and train: ``"auto"`` (CUDA when available), ``"cpu"``,
         ``"cuda"`` or ``"cuda:N"``.
@@ -150,6 +175,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "augment_views": [Interval(Integral, 0, None, closed="left")],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -167,6 +193,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         max_iter=200,
         batch_size=256,
         weight_decay=5e-4,
+        augment_views=0,
         device="auto",
         random_state=None,
         verbose=0,
@@ -180,6 +207,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.augment_views = augment_views
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -207,7 +235,6 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         encode_labels(y, classes)  # unknown labels fail before any model is loaded
         templates = resolve_templates(self.templates)
         encoder = load_encoder(self.model, self.pretrained, resolve_device(self.device))
-        features = image_features(encoder, X)
         base = text_base(encoder, names, templates)
 
         head = TaskResHead(
@@ -222,7 +249,15 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
             device=self.device,
             random_state=self.random_state,
             verbose=self.verbose,
-        ).fit(features, y)
+        )
+        if self.augment_views:
+            views = augmented_image_features(
+                encoder, X, self.augment_views, _augmentation_seed(self.random_state)
+            )
+            head._validate_params()
+            head._fit_views(views, y)
+        else:
+            head.fit(image_features(encoder, X), y)
         # The head's parameter and fitted base hold equal values; one array
         # keeps the pickle at one copy of t.
         head.base_weights = head.base_weights_

@@ -44,6 +44,26 @@ class ClipEncoder:
         self.identity = identity
         self.logit_scale = float(model.logit_scale.detach().exp().item())
 
+    @property
+    def augmentation(self):
+        """The official training augmentation, for this model's input size and normalisation.
+
+        Random resized crop (scale 0.08-1, bicubic) and horizontal flip, as in
+        the TaskRes/Dassl training pipeline, then the model's normalisation.
+        """
+        from torchvision import transforms
+
+        config = self.model.visual.preprocess_cfg
+        return transforms.Compose([
+            transforms.RandomResizedCrop(
+                config["size"], scale=(0.08, 1.0),
+                interpolation=transforms.InterpolationMode.BICUBIC,
+            ),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(config["mean"], config["std"]),
+        ])
+
     @torch.inference_mode()
     def encode_images(self, pixels):
         """Raw image embeddings of a preprocessed batch (n, 3, H, W) -> (n, D) float32."""

@@ -5,6 +5,7 @@ precision, preprocessing), so a grid search over ``alpha`` encodes each image
 once in total, test folds included, and clones share the work.
 """
 
+import hashlib
 import threading
 from collections import OrderedDict
 
@@ -97,6 +98,53 @@ def image_features(encoder, X):
         return np.concatenate(chunks)
 
     return _lookup_or_compute(keys, encode)
+
+
+def augmented_image_features(encoder, X, n_views, seed):
+    """Embeddings of ``n_views`` augmented views of every image: (n_views, n_images, D).
+
+    View ``v`` of an image is drawn from a seed derived from ``seed``, ``v``
+    and the image's content, so it is the same view wherever the image
+    appears, and it is cached like any other feature.
+    """
+    sources = image_sources(X)
+    augment = encoder.augmentation
+    keys = [
+        ("view", encoder.identity, repr(augment), seed, view, source.digest)
+        for source in sources
+        for view in range(n_views)
+    ]
+    batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
+
+    def encode(positions):
+        decoded = {}  # the views of one image are consecutive: decode it once
+        chunks = []
+        for start in range(0, len(positions), batch_size):
+            pixels = []
+            for position in positions[start : start + batch_size]:
+                source, view = sources[position // n_views], position % n_views
+                if source.index not in decoded:
+                    decoded = {source.index: source.load()}
+                view_seed = _view_seed(seed, view, source.digest)
+                pixels.append(_augmented(augment, decoded[source.index], view_seed))
+            chunks.append(encoder.encode_images(torch.stack(pixels)))
+        return np.concatenate(chunks)
+
+    features = _lookup_or_compute(keys, encode)
+    return features.reshape(len(sources), n_views, -1).transpose(1, 0, 2)
+
+
+def _view_seed(seed, view, digest):
+    material = f"{seed}:{view}:{digest}".encode()
+    return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "little") >> 1
+
+
+def _augmented(augment, image, seed):
+    # torchvision draws from torch's global generator: fork it so that the
+    # caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return augment(image)
 
 
 def text_features(encoder, prompts):

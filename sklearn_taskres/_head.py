@@ -178,13 +178,21 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
             The fitted head.
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        return self._fit_views(X[np.newaxis], y)
+
+    def _fit_views(self, views, y):
+        """Fit on ``views`` (n_views, n_samples, n_features): one view per sample each epoch.
+
+        ``fit`` is the one-view case; TaskResClassifier passes augmented views.
+        The caller has validated the parameters and the shapes.
+        """
         check_classification_targets(y)
         device = resolve_device(self.device)
-        classes, base = self._label_space_and_base(X, y)
+        classes, base = self._label_space_and_base(views, y)
         targets = encode_labels(y, classes)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         residual, loss_curve = train_residual(
-            X,
+            views if len(views) > 1 else views[0],
             targets,
             base,
             alpha=self.alpha,
@@ -204,22 +212,25 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         self.logit_scale_ = float(self.logit_scale)
         self.n_iter_ = self.max_iter
         self.loss_curve_ = loss_curve
+        self.n_features_in_ = views.shape[2]
         return self
 
-    def _label_space_and_base(self, X, y):
+    def _label_space_and_base(self, views, y):
+        n_features = views.shape[2]
         if self.base_weights is None:
             classes, targets = np.unique(y, return_inverse=True)
-            sums = np.zeros((len(classes), X.shape[1]), dtype=np.float64)
-            np.add.at(sums, targets, _normalize_rows(X))
-            base = sums / np.bincount(targets)[:, None]
+            sums = np.zeros((len(classes), n_features), dtype=np.float64)
+            for view in views:
+                np.add.at(sums, targets, _normalize_rows(view))
+            base = sums / (len(views) * np.bincount(targets)[:, None])
             return classes, base.astype(np.float32)
 
         base = check_array(
             self.base_weights, dtype=[np.float32, np.float64], input_name="base_weights"
         )
-        if base.shape[1] != X.shape[1]:
+        if base.shape[1] != n_features:
             raise ValueError(
-                f"expected base_weights with {X.shape[1]} columns (the width of X); "
+                f"expected base_weights with {n_features} columns (the width of X); "
                 f"got shape {base.shape}"
             )
         if self.classes is None:

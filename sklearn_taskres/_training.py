@@ -109,8 +109,9 @@ def train_residual(
 
     Parameters
     ----------
-    features : ndarray of shape (n_samples, n_features)
-        Image embeddings (normalised here).
+    features : ndarray of shape (n_samples, n_features) or (n_views, n_samples, n_features)
+        Image embeddings (normalised here). With several views, every epoch
+        trains on one view per image, drawn at random.
     targets : ndarray of shape (n_samples,)
         Row of ``base`` that each sample belongs to.
     base : ndarray of shape (n_classes, n_features)
@@ -126,7 +127,9 @@ def train_residual(
         Mean training loss of every epoch.
     """
     # torch.tensor copies: inputs may be read-only (memmaps) and must not be aliased.
-    features = F.normalize(torch.tensor(features, dtype=torch.float32, device=device), dim=1)
+    features = torch.tensor(features, dtype=torch.float32, device=device)
+    views = F.normalize(features if features.ndim == 3 else features[None], dim=-1)
+    n_views, n_samples = views.shape[:2]
     targets = torch.tensor(targets, dtype=torch.long, device=device)
     base = torch.tensor(base, dtype=torch.float32, device=device)
     residual = torch.zeros_like(base, requires_grad=True)
@@ -140,9 +143,14 @@ def train_residual(
         for group in optimizer.param_groups:
             group["lr"] = float(rate)
         batch_losses = []
-        for batch in minibatches(len(features), batch_size, generator):
+        if n_views == 1:
+            epoch_features = views[0]
+        else:
+            chosen = torch.randint(n_views, (n_samples,), generator=generator).to(device)
+            epoch_features = views[chosen, torch.arange(n_samples, device=device)]
+        for batch in minibatches(n_samples, batch_size, generator):
             batch = batch.to(device)
-            logits = residual_logits(features[batch], base, residual, alpha, logit_scale)
+            logits = residual_logits(epoch_features[batch], base, residual, alpha, logit_scale)
             loss = F.cross_entropy(logits, targets[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
