@@ -43,6 +43,7 @@ class ClipEncoder:
         self.device = device
         self.identity = identity
         self.logit_scale = float(model.logit_scale.detach().exp().item())
+        self._text_lock = threading.Lock()
 
     @property
     def augmentation(self):
@@ -74,7 +75,40 @@ class ClipEncoder:
     def encode_text(self, prompts):
         """Raw (unnormalised) text embeddings of a list of prompts -> (n, D) float32."""
         tokens = self.tokenizer(list(prompts)).to(self.device)
-        return self.model.encode_text(tokens).float().cpu().numpy()
+        with self._text_lock:
+            return self.model.encode_text(tokens).float().cpu().numpy()
+
+    @property
+    def text_projection(self):
+        """CLIP's text projection (width, D) as a float32 array."""
+        projection = getattr(self.model, "text_projection", None)
+        if isinstance(projection, torch.nn.Linear) and projection.bias is None:
+            projection = projection.weight.T
+        if not isinstance(projection, torch.Tensor):
+            raise ValueError(
+                "expected a model whose text tower ends in a linear projection without bias "
+                f"(open_clip's CLIP models) for base='enhanced'; got {type(self.model).__name__} "
+                f"with text_projection {type(projection).__name__}"
+            )
+        return projection.detach().float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_text_pooled(self, prompts):
+        """Text features before the projection, (n, width) float32.
+
+        open_clip's ``encode_text`` skips the projection when it is None: we
+        detach it for the call (under a lock, so no concurrent text encoding
+        sees the model without it).
+        """
+        self.text_projection  # noqa: B018 (raises for towers it does not apply to)
+        tokens = self.tokenizer(list(prompts)).to(self.device)
+        with self._text_lock:
+            projection = self.model.text_projection
+            self.model.text_projection = None
+            try:
+                return self.model.encode_text(tokens).float().cpu().numpy()
+            finally:
+                self.model.text_projection = projection
 
 
 _ENCODERS = {}

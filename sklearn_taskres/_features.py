@@ -147,13 +147,18 @@ def _augmented(augment, image, seed):
         return augment(image)
 
 
-def text_features(encoder, prompts):
-    """Raw CLIP text embeddings (n_prompts, D), through the cache."""
-    keys = [("text", encoder.identity, prompt) for prompt in prompts]
+def text_features(encoder, prompts, *, pooled=False):
+    """Raw CLIP text embeddings (n_prompts, D), through the cache.
+
+    With ``pooled``, the features before the text projection (n_prompts, width).
+    """
+    kind = "pooled text" if pooled else "text"
+    keys = [(kind, encoder.identity, prompt) for prompt in prompts]
+    encode_text = encoder.encode_text_pooled if pooled else encoder.encode_text
 
     def encode(positions):
         chunks = [
-            encoder.encode_text([prompts[p] for p in positions[start : start + TEXT_BATCH_SIZE]])
+            encode_text([prompts[p] for p in positions[start : start + TEXT_BATCH_SIZE]])
             for start in range(0, len(positions), TEXT_BATCH_SIZE)
         ]
         return np.concatenate(chunks)

@@ -2,6 +2,7 @@
 
 
 from ._features import text_features
+from ._training import train_projection
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 
@@ -77,6 +78,39 @@ def text_base(encoder, classnames, templates):
     ``classnames[k]``. Embeddings are averaged before any normalisation, as
     in the official TaskRes code.
     """
-    prompts = [template.format(name) for name in classnames for template in templates]
-    embeddings = text_features(encoder, prompts)
-    return embeddings.reshape(len(classnames), len(templates), -1).mean(axis=1)
+    return _template_mean(text_features(encoder, _prompts(classnames, templates)), classnames)
+
+
+def enhanced_text_base(encoder, classnames, templates, features, targets, **recipe):
+    """The enhanced base of TaskRes*: the text base after tuning CLIP's text projection.
+
+    The text features before the projection are encoded once (and cached);
+    tuning the projection on the image ``features`` is then a small matrix
+    problem. The base is the template mean of the tuned text embeddings.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, D) or (n_views, n_samples, D)
+        Image embeddings of the training images.
+    targets : ndarray of shape (n_samples,)
+        Index into ``classnames`` of every training image.
+    **recipe
+        ``logit_scale`` and the training recipe of ``train_projection``.
+
+    Returns
+    -------
+    base : ndarray of shape (n_classes, D), float32
+    """
+    pooled = text_features(encoder, _prompts(classnames, templates), pooled=True)
+    pooled = _template_mean(pooled, classnames)
+    projection, _ = train_projection(features, targets, pooled, encoder.text_projection,
+                                     **recipe)
+    return pooled @ projection
+
+
+def _prompts(classnames, templates):
+    return [template.format(name) for name in classnames for template in templates]
+
+
+def _template_mean(embeddings, classnames):
+    return embeddings.reshape(len(classnames), -1, embeddings.shape[1]).mean(axis=1)

@@ -68,13 +68,14 @@ def learning_rate_schedule(learning_rate, max_iter):
     return np.asarray(rates[:max_iter])
 
 
-def residual_logits(features, base, residual, alpha, logit_scale):
-    """Logits of the TaskRes classifier ``t' = base + alpha * residual``.
+def cosine_logits(features, classifier, logit_scale):
+    """``logit_scale * features @ normalize(classifier).T`` for normalised ``features``."""
+    return logit_scale * (features @ F.normalize(classifier, dim=-1).T)
 
-    ``logit_scale * normalize(features) @ normalize(t').T``.
-    """
-    classifier = F.normalize(base + alpha * residual, dim=-1)
-    return logit_scale * (features @ classifier.T)
+
+def residual_logits(features, base, residual, alpha, logit_scale):
+    """Logits of the TaskRes classifier ``t' = base + alpha * residual``."""
+    return cosine_logits(features, base + alpha * residual, logit_scale)
 
 
 def minibatches(n_samples, batch_size, generator):
@@ -90,21 +91,7 @@ def minibatches(n_samples, batch_size, generator):
     return list(order[: n_batches * batch_size].view(n_batches, batch_size))
 
 
-def train_residual(
-    features,
-    targets,
-    base,
-    *,
-    alpha,
-    logit_scale,
-    learning_rate,
-    max_iter,
-    batch_size,
-    weight_decay,
-    seed,
-    device,
-    verbose=0,
-):
+def train_residual(features, targets, base, *, alpha, logit_scale, **recipe):
     """Learn the task residual ``x`` of TaskRes with the official recipe.
 
     Parameters
@@ -116,9 +103,11 @@ def train_residual(
         Row of ``base`` that each sample belongs to.
     base : ndarray of shape (n_classes, n_features)
         The frozen base classifier ``t``.
-    seed : int
-        Seed of the generator that draws the batch order; the order is drawn
-        on the CPU so that a seed gives the same batches on every device.
+    alpha, logit_scale : float
+        Scale of the residual and temperature of the logits.
+    **recipe
+        ``learning_rate``, ``max_iter``, ``batch_size``, ``weight_decay``,
+        ``seed``, ``device`` and ``verbose`` of :func:`fit_parameter`.
 
     Returns
     -------
@@ -126,15 +115,79 @@ def train_residual(
     loss_curve : list of float
         Mean training loss of every epoch.
     """
+    device = recipe["device"]
+    base = torch.tensor(base, dtype=torch.float32, device=device)
+    residual = torch.zeros_like(base, requires_grad=True)
+
+    def logits(batch_features):
+        return residual_logits(batch_features, base, residual, alpha, logit_scale)
+
+    loss_curve = fit_parameter(residual, logits, features, targets, **recipe)
+    return residual.detach().cpu().numpy(), loss_curve
+
+
+def train_projection(features, targets, pooled_text, projection, *, logit_scale, **recipe):
+    """Tune CLIP's text projection on labelled images: the enhanced base of TaskRes*.
+
+    The classifier is ``pooled_text @ projection`` (the template-mean text
+    features before the projection, mapped to the joint space), trained with
+    the same loss, optimiser and schedule as the residual.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features) or (n_views, n_samples, n_features)
+        Image embeddings.
+    targets : ndarray of shape (n_samples,)
+        Row of ``pooled_text`` that each sample belongs to.
+    pooled_text : ndarray of shape (n_classes, width)
+        Template-mean text features before the projection.
+    projection : ndarray of shape (width, n_features)
+        CLIP's text projection, the starting point.
+
+    Returns
+    -------
+    projection : ndarray of shape (width, n_features), float32
+    loss_curve : list of float
+    """
+    device = recipe["device"]
+    pooled_text = torch.tensor(pooled_text, dtype=torch.float32, device=device)
+    weights = torch.tensor(projection, dtype=torch.float32, device=device, requires_grad=True)
+
+    def logits(batch_features):
+        return cosine_logits(batch_features, pooled_text @ weights, logit_scale)
+
+    loss_curve = fit_parameter(weights, logits, features, targets, **recipe)
+    return weights.detach().cpu().numpy(), loss_curve
+
+
+def fit_parameter(
+    parameter,
+    logits,
+    features,
+    targets,
+    *,
+    learning_rate,
+    max_iter,
+    batch_size,
+    weight_decay,
+    seed,
+    device,
+    verbose=0,
+):
+    """Minimise the cross-entropy of ``logits(features)`` over ``parameter``, in place.
+
+    Adam with coupled weight decay, one warm-up epoch then cosine annealing
+    per epoch, minibatches in a fresh order every epoch (drawn on the CPU, so
+    a seed gives the same batches on every device). Returns the mean loss of
+    every epoch.
+    """
     # torch.tensor copies: inputs may be read-only (memmaps) and must not be aliased.
     features = torch.tensor(features, dtype=torch.float32, device=device)
     views = F.normalize(features if features.ndim == 3 else features[None], dim=-1)
     n_views, n_samples = views.shape[:2]
     targets = torch.tensor(targets, dtype=torch.long, device=device)
-    base = torch.tensor(base, dtype=torch.float32, device=device)
-    residual = torch.zeros_like(base, requires_grad=True)
     optimizer = torch.optim.Adam(
-        [residual], lr=learning_rate, betas=ADAM_BETAS, weight_decay=weight_decay
+        [parameter], lr=learning_rate, betas=ADAM_BETAS, weight_decay=weight_decay
     )
     generator = torch.Generator().manual_seed(seed)
 
@@ -150,8 +203,7 @@ def train_residual(
             epoch_features = views[chosen, torch.arange(n_samples, device=device)]
         for batch in minibatches(n_samples, batch_size, generator):
             batch = batch.to(device)
-            logits = residual_logits(epoch_features[batch], base, residual, alpha, logit_scale)
-            loss = F.cross_entropy(logits, targets[batch])
+            loss = F.cross_entropy(logits(epoch_features[batch]), targets[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -159,4 +211,4 @@ def train_residual(
         loss_curve.append(torch.stack(batch_losses).mean().item())
         if verbose:
             print(f"Epoch {epoch + 1}/{max_iter}, loss = {loss_curve[-1]:.6f}")
-    return residual.detach().cpu().numpy(), loss_curve
+    return loss_curve
