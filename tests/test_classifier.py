@@ -368,3 +368,24 @@ def test_built_in_template_set_gives_the_raw_mean_base(make_clf, data, tiny_mode
 def test_unknown_template_set_lists_the_known_ones(make_clf):
     with pytest.raises(ValueError, match=r"name of a built-in set \(caltech101, dtd, eurosat"):
         make_clf(templates="imagenet-9000").fit(make_images(2, seed=111), [0, 1])
+
+
+def test_classifier_residual_equals_the_reference_loop_on_open_clip_features(
+        make_clf, data, tiny_model, tiny_checkpoint):
+    """End to end, with N < batch_size: the residual of the official loop within 1e-4."""
+    from reference import reference_residual
+
+    images, y = data
+    clf = make_clf(pretrained=str(tiny_checkpoint), templates="dtd", max_iter=40,
+                   learning_rate=2e-3).fit(images, y)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        tiny_model, pretrained=str(tiny_checkpoint))
+    tokenizer = open_clip.get_tokenizer(tiny_model)
+    model.eval()
+    with torch.no_grad():
+        features = model.encode_image(
+            torch.stack([preprocess(Image.fromarray(image)) for image in images])).numpy()
+        base = model.encode_text(tokenizer([f"{name} texture." for name in NAMES])).numpy()
+        scale = model.logit_scale.exp().item()
+    expected = reference_residual(features, y, base, 0.5, scale, 2e-3, 40, 5e-4)
+    np.testing.assert_allclose(clf.residual_, expected, rtol=1e-4, atol=1e-6)
