@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from ._clip import load_encoder
 from ._features import augmented_image_features, image_features
-from ._head import TaskResHead, encode_labels
+from ._head import TaskResHead, check_missing_labels, encode_labels
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
 
@@ -260,6 +260,7 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         """
         check_consistent_length(X, y)
         y = column_or_1d(y, warn=True)
+        check_missing_labels(y)
         classes, names = self._classes_and_names(y)
         targets = encode_labels(y, classes)  # unknown labels fail before loading a model
         templates = resolve_templates(self.templates)

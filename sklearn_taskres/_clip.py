@@ -129,12 +129,20 @@ def load_encoder(model_name, pretrained, device):
     device : torch.device
     """
     pretrained = os.fspath(pretrained) if pretrained is not None else None
-    key = (model_name, pretrained, str(device), PRECISION)
+    # A checkpoint rewritten at the same path is another model.
+    key = (model_name, pretrained, _file_stamp(pretrained), str(device), PRECISION)
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
             encoder = _ENCODERS[key] = _create_encoder(model_name, pretrained, device)
     return encoder
+
+
+def _file_stamp(pretrained):
+    if pretrained is None or not os.path.isfile(pretrained):
+        return None
+    stat = os.stat(pretrained)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _create_encoder(model_name, pretrained, device):
@@ -184,8 +192,7 @@ def _resolve_weights(open_clip, model_name, pretrained):
         return {"kind": "tag", "identity": pretrained, "config": tag_config}, quick_gelu
     path = Path(pretrained).expanduser()
     if path.is_file():
-        stat = path.stat()
-        identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        identity = (str(path.resolve()), *_file_stamp(str(path)))
         return {"kind": "file", "identity": identity}, False
     if path.exists():
         raise ValueError(

@@ -7,6 +7,7 @@ once in total, test folds included, and clones share the work.
 
 import hashlib
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -87,17 +88,11 @@ def image_features(encoder, X):
     """Raw CLIP embeddings (n_images, D) of a sequence of images, through the cache."""
     sources = image_sources(X)
     keys = [("image", encoder.identity, source.digest) for source in sources]
-    batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
 
-    def encode(positions):
-        chunks = []
-        for start in range(0, len(positions), batch_size):
-            batch = [sources[p] for p in positions[start : start + batch_size]]
-            pixels = torch.stack([encoder.preprocess(source.load()) for source in batch])
-            chunks.append(encoder.encode_images(pixels))
-        return np.concatenate(chunks)
+    def pixels_of(position):
+        return encoder.preprocess(sources[position].load())
 
-    return _lookup_or_compute(keys, encode)
+    return _lookup_or_compute(keys, lambda positions: _encode(encoder, pixels_of, positions))
 
 
 def augmented_image_features(encoder, X, n_views, seed):
@@ -114,24 +109,49 @@ def augmented_image_features(encoder, X, n_views, seed):
         for source in sources
         for view in range(n_views)
     ]
-    batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
+    decoded = {}  # the views of one image are consecutive: decode it once
 
-    def encode(positions):
-        decoded = {}  # the views of one image are consecutive: decode it once
-        chunks = []
-        for start in range(0, len(positions), batch_size):
-            pixels = []
-            for position in positions[start : start + batch_size]:
-                source, view = sources[position // n_views], position % n_views
-                if source.index not in decoded:
-                    decoded = {source.index: source.load()}
-                view_seed = _view_seed(seed, view, source.digest)
-                pixels.append(_augmented(augment, decoded[source.index], view_seed))
-            chunks.append(encoder.encode_images(torch.stack(pixels)))
-        return np.concatenate(chunks)
+    def pixels_of(position):
+        source, view = sources[position // n_views], position % n_views
+        if source.index not in decoded:
+            decoded.clear()
+            decoded[source.index] = source.load()
+        view_seed = _view_seed(seed, view, source.digest)
+        return _augmented(augment, decoded[source.index], view_seed)
 
-    features = _lookup_or_compute(keys, encode)
+    features = _lookup_or_compute(
+        keys, lambda positions: _encode(encoder, pixels_of, positions)
+    )
     return features.reshape(len(sources), n_views, -1).transpose(1, 0, 2)
+
+
+def _encode(encoder, pixels_of, positions):
+    """Encode the images at ``positions`` in batches; halve the batch on CUDA out-of-memory."""
+    batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
+    step = batch_size  # shrinks for good after an out-of-memory error
+    chunks = []
+    for start in range(0, len(positions), batch_size):
+        pixels = torch.stack([pixels_of(p) for p in positions[start : start + batch_size]])
+        done = 0
+        while done < len(pixels):
+            chunk = pixels[done : done + step]
+            try:
+                chunks.append(encoder.encode_images(chunk))
+                done += len(chunk)
+            except torch.cuda.OutOfMemoryError as exc:
+                if len(chunk) == 1:
+                    raise MemoryError(
+                        "CUDA ran out of memory encoding a single image with "
+                        f"{encoder.identity[0]}; free GPU memory or use device='cpu'"
+                    ) from exc
+                torch.cuda.empty_cache()
+                step = len(chunk) // 2
+                warnings.warn(
+                    f"CUDA out of memory while encoding images; retrying with batches of {step}",
+                    ResourceWarning,
+                    stacklevel=2,
+                )
+    return np.concatenate(chunks)
 
 
 def _view_seed(seed, view, digest):

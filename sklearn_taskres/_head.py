@@ -19,6 +19,25 @@ def _normalize_rows(array):
     return array / np.maximum(norms, np.finfo(array.dtype).tiny)
 
 
+def check_missing_labels(y):
+    """Raise a ValueError naming the first None or NaN label of ``y``."""
+    if y.dtype.kind == "f":
+        missing = np.flatnonzero(np.isnan(y))
+    elif y.dtype.kind == "O":
+        missing = [
+            i for i, label in enumerate(y.tolist())
+            if label is None or (isinstance(label, float) and label != label)
+        ]
+    else:
+        return
+    if len(missing):
+        raise ValueError(
+            f"expected a label for every sample; got {y.tolist()[missing[0]]!r} "
+            f"at y[{missing[0]}]"
+            + (f" and {len(missing) - 1} more missing" if len(missing) > 1 else "")
+        )
+
+
 def encode_labels(y, classes, what="y"):
     """Index of every label of ``y`` in ``classes``; a ValueError names unknown labels."""
     index = {label: i for i, label in enumerate(classes.tolist())}
@@ -177,6 +196,8 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         self : TaskResHead
             The fitted head.
         """
+        if np.ndim(y) == 1:
+            check_missing_labels(np.asarray(y))
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         return self._fit_views(X[np.newaxis], y)
 

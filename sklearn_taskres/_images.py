@@ -7,6 +7,7 @@ An image is a PIL image (any mode), a path to an image file (str or
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,13 @@ class ImageSource:
         if self.kind == "path":
             try:
                 with Image.open(self.item) as image:
+                    self._check_still(image)
                     image.load()
+                    if 0 in image.size:
+                        raise ValueError(f"the image has size {image.size}")
                     return _to_rgb(image)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                    Image.DecompressionBombError) as exc:
                 raise ValueError(
                     f"X[{self.index}]: cannot decode the image file {str(self.item)!r}: {exc}"
                 ) from exc
@@ -42,10 +47,22 @@ class ImageSource:
             if array.ndim == 3 and array.shape[2] == 1:
                 array = array[:, :, 0]
             return _to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+        self._check_still(self.item)
         return _to_rgb(self.item)
+
+    def _check_still(self, image):
+        n_frames = getattr(image, "n_frames", 1)
+        if n_frames > 1:
+            warnings.warn(
+                f"X[{self.index}]: an animated image with {n_frames} frames; "
+                "using its current (first) frame",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 def _to_rgb(image):
+    image = _to_8_bit(image)
     if image.mode == "RGB":
         return image.copy() if image.readonly else image
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -55,6 +72,30 @@ def _to_rgb(image):
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _to_8_bit(image):
+    """Map high bit-depth grayscale ("I;16", "I", "F") to 8 bits by its value range.
+
+    PIL's own conversion clips these modes at 255, which turns most 16-bit
+    images white.
+    """
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        scale = 65535.0
+    elif image.mode == "F" and values.size and values.min() >= 0 and values.max() <= 1:
+        scale = 1.0
+    elif values.size and values.min() >= 0 and values.max() <= 255:
+        scale = 255.0
+    elif values.size and values.min() >= 0 and values.max() <= 65535:
+        scale = 65535.0
+    else:  # an arbitrary range: stretch it
+        values = values - values.min()
+        scale = max(values.max(), 1e-12)
+    pixels = np.clip(np.rint(values * (255.0 / scale)), 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "L")
 
 
 def image_sources(X):
@@ -80,6 +121,8 @@ def image_sources(X):
 
 def _describe(index, item):
     if isinstance(item, Image.Image):
+        if 0 in item.size:
+            raise ValueError(f"X[{index}]: expected a non-empty image; got size {item.size}")
         digest = _digest(
             b"pil", item.mode.encode(), repr(item.size).encode(), item.tobytes(),
             bytes(item.getpalette() or ()),
@@ -105,8 +148,15 @@ def _describe(index, item):
             raise ValueError(f"X[{index}]: expected a non-empty image; got shape {item.shape}")
         digest = _digest(b"array", repr(item.shape).encode(), np.ascontiguousarray(item).data)
         return ImageSource(index, "array", item, digest)
+    hint = ""
+    if type(item).__module__.startswith("torch"):
+        hint = (
+            " (for a CHW tensor in [0, 1]: "
+            "(tensor.permute(1, 2, 0) * 255).round().byte().numpy())"
+        )
     raise TypeError(
-        f"X[{index}]: expected a PIL image, a path or a uint8 array; got {type(item).__name__}"
+        f"X[{index}]: expected a PIL image, a path or a uint8 array; "
+        f"got {type(item).__name__}{hint}"
     )
 
 

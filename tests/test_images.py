@@ -114,3 +114,59 @@ def test_single_image_instead_of_a_sequence(pil_image):
 def test_empty_sequence():
     with pytest.raises(ValueError, match="expected at least one image"):
         image_sources([])
+
+
+def test_animated_image_uses_the_first_frame_with_a_warning(tmp_path):
+    frames = [Image.fromarray(image) for image in make_images(3, seed=6)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    (source,) = image_sources([path])
+    with pytest.warns(UserWarning, match=r"X\[0\]: an animated image with 3 frames"):
+        image = source.load()
+    with Image.open(path) as first:
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(first.convert("RGB")))
+
+
+def test_truncated_file_names_index_and_path(tmp_path, pil_image):
+    path = tmp_path / "cut.jpg"
+    pil_image.save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    (source,) = image_sources([path])
+    with pytest.raises(ValueError, match=r"X\[0\]: cannot decode the image file.*cut.jpg"):
+        source.load()
+
+
+def test_non_image_file_names_index_and_path(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    images = make_images(1, seed=7) + [path]
+    sources = image_sources(images)
+    with pytest.raises(ValueError, match=r"X\[1\]: cannot decode the image file.*notes.txt"):
+        sources[1].load()
+
+
+def test_zero_size_pil_image_is_named():
+    with pytest.raises(ValueError, match=r"X\[0\]: expected a non-empty image; got size \(0, 5\)"):
+        image_sources([Image.new("RGB", (0, 5))])
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I"])
+def test_sixteen_bit_images_keep_their_contrast(mode):
+    """16-bit values are scaled to 8 bits instead of being clipped at 255 (all white)."""
+    values = np.array([[0, 16384], [32768, 65535]], dtype=np.uint16)
+    image = Image.fromarray(values if mode == "I;16" else values.astype(np.int32))
+    assert image.mode == mode
+    pixels = rgb_of(image)[:, :, 0]
+    np.testing.assert_array_equal(pixels, [[0, 64], [128, 255]])
+
+
+def test_float_image_in_unit_range_is_scaled():
+    image = Image.fromarray(np.array([[0.0, 0.5], [1.0, 0.25]], dtype=np.float32), "F")
+    np.testing.assert_array_equal(rgb_of(image)[:, :, 0], [[0, 128], [255, 64]])
+
+
+def test_torch_tensor_gets_a_conversion_hint():
+    import torch
+
+    with pytest.raises(TypeError, match=r"X\[0\]: .*got Tensor \(for a CHW tensor"):
+        image_sources([torch.zeros(3, 8, 8)])
