@@ -3,6 +3,14 @@
 from ._classifier import TaskResClassifier
 from ._clip import WeightsUnavailableError
 from ._head import TaskResHead
+from ._persistence import load_model, save_model
 from ._version import __version__
 
-__all__ = ["TaskResClassifier", "TaskResHead", "WeightsUnavailableError", "__version__"]
+__all__ = [
+    "TaskResClassifier",
+    "TaskResHead",
+    "WeightsUnavailableError",
+    "load_model",
+    "save_model",
+    "__version__",
+]

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from ._clip import load_encoder
 from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, check_missing_labels, encode_labels
+from ._persistence import VersionedStateMixin
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
 
@@ -57,7 +58,7 @@ def _as_label_array(labels):
     return array
 
 
-class TaskResClassifier(ClassifierMixin, BaseEstimator):
+class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     """Few-shot image classifier: CLIP's zero-shot classifier plus a task residual.
 
     TaskRes (Yu et al., "Task Residual for Tuning Vision-Language Models",
@@ -357,7 +358,9 @@ class TaskResClassifier(ClassifierMixin, BaseEstimator):
         labels, names = _label_space(self.classnames)
         if labels is not None:
             return _as_label_array(labels), names
-        if y.dtype.kind in "iu":
+        if y.dtype.kind in "iu" or (y.dtype.kind == "O" and all(
+            isinstance(label, Integral) and not isinstance(label, bool) for label in y
+        )):
             return np.arange(len(names)), names
         if y.dtype.kind in "US" or (
             y.dtype.kind == "O" and all(isinstance(label, str) for label in y)

@@ -128,7 +128,8 @@ def load_encoder(model_name, pretrained, device):
         random initialisation (for tests).
     device : torch.device
     """
-    pretrained = os.fspath(pretrained) if pretrained is not None else None
+    if pretrained is not None:
+        pretrained = os.path.expanduser(os.fspath(pretrained))
     # A checkpoint rewritten at the same path is another model.
     key = (model_name, pretrained, _file_stamp(pretrained), str(device), PRECISION)
     with _LOCK:

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._persistence import VersionedStateMixin
 from ._training import resolve_device, train_residual
 
 
@@ -53,7 +54,7 @@ def encode_labels(y, classes, what="y"):
         ) from None
 
 
-class TaskResHead(ClassifierMixin, BaseEstimator):
+class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     """TaskRes classifier on precomputed image embeddings.
 
     Learns a task residual ``x`` on top of a frozen base classifier ``t``
@@ -196,8 +197,9 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         self : TaskResHead
             The fitted head.
         """
-        if np.ndim(y) == 1:
-            check_missing_labels(np.asarray(y))
+        labels = np.asarray(y)
+        if labels.ndim == 1:  # name the missing label before sklearn's generic message
+            check_missing_labels(labels)
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         return self._fit_views(X[np.newaxis], y)
 
@@ -207,7 +209,10 @@ class TaskResHead(ClassifierMixin, BaseEstimator):
         ``fit`` is the one-view case; TaskResClassifier passes augmented views.
         The caller has validated the parameters and the shapes.
         """
-        check_classification_targets(y)
+        if self.base_weights is None:
+            # With a given base, the label space is `classes` and any
+            # hashable label is fine; without one it is inferred from y.
+            check_classification_targets(y)
         device = resolve_device(self.device)
         classes, base = self._label_space_and_base(views, y)
         targets = encode_labels(y, classes)
