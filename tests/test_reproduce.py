@@ -1,0 +1,355 @@
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+
+from sklearn_taskres import TaskResHead, reproduce
+from sklearn_taskres._clip import ClipEncoder
+from sklearn_taskres._coop import FEW_SHOT_DATASETS, DatasetLayoutError, load_dataset
+from sklearn_taskres._features import FEATURES
+from sklearn_taskres.reproduce import fit_linear_probe, format_table, main, plan_draws
+from sklearn_taskres.testing import TINY_CLIP_CONFIG, TINY_CLIP_NAME
+
+SPLIT_SIZES = {"train": 4, "val": 2, "test": 3}
+
+
+def write_image(path, tint, rng):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.clip(tint + rng.randint(-30, 31, (24, 24, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def write_split_dataset(root, folder, image_folder, split_file, classes, seed):
+    """A dataset in CoOp's split-file layout; each class has its own colour."""
+    rng = np.random.RandomState(seed)
+    split = {name: [] for name in SPLIT_SIZES}
+    for label, (class_folder, classname) in enumerate(classes):
+        tint = rng.randint(0, 256, 3)
+        for name, size in SPLIT_SIZES.items():
+            for i in range(size):
+                relative = f"{class_folder}/{class_folder}_{name}_{i}.png"
+                write_image(root / folder / image_folder / relative, tint, rng)
+                split[name].append([relative, label, classname])
+    (root / folder / split_file).write_text(json.dumps(split))
+
+
+EUROSAT = [("AnnualCrop", "Annual Crop Land"), ("Forest", "Forest"), ("River", "River")]
+DTD = [("banded", "banded"), ("dotted", "dotted"), ("striped", "striped"), ("woven", "woven")]
+
+
+@pytest.fixture
+def coop_root(tmp_path):
+    root = tmp_path / "data"
+    write_split_dataset(root, "eurosat", "2750", "split_zhou_EuroSAT.json", EUROSAT, seed=0)
+    write_split_dataset(root, "dtd", "images", "split_zhou_DescribableTextures.json", DTD,
+                        seed=1)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def quick_linear_probe(monkeypatch):
+    """A shorter C search: the harness's plumbing is under test here, not the search."""
+    monkeypatch.setattr(reproduce, "LINEAR_PROBE_GRID", (1e2, 1.0, 1e-2))
+    monkeypatch.setattr(reproduce, "LINEAR_PROBE_REFINE_STEPS", 1)
+    monkeypatch.setattr(reproduce, "LINEAR_PROBE_MAX_ITER", 100)
+
+
+@pytest.fixture
+def model_config(tmp_path):
+    path = tmp_path / f"{TINY_CLIP_NAME}.json"
+    path.write_text(json.dumps(TINY_CLIP_CONFIG))
+    return path
+
+
+@pytest.fixture
+def encoded_rows(monkeypatch):
+    """Counts the images that go through the image encoder."""
+    counter = {"rows": 0}
+    encode = ClipEncoder.encode_images
+
+    def counting(self, pixels):
+        counter["rows"] += len(pixels)
+        return encode(self, pixels)
+
+    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
+    return counter
+
+
+def harness_args(root, output, config, *extra):
+    return [
+        "--root", str(root), "--model", TINY_CLIP_NAME, "--pretrained", "none",
+        "--model-config", str(config), "--device", "cpu", "--output", str(output),
+        "--epochs", "5", *extra,
+    ]
+
+
+def read_csv(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_end_to_end_table_results_and_disk_cache(
+    coop_root, model_config, tmp_path, encoded_rows, capsys
+):
+    """Two datasets end to end: a table, CSV/JSON rows, and a second run that encodes nothing."""
+    output = tmp_path / "results"
+    args = harness_args(coop_root, output, model_config, "--datasets", "eurosat", "dtd",
+                        "--shots", "1", "2", "--seeds", "1", "2")
+    FEATURES.clear()
+    assert main(args) == 0
+    first_out = capsys.readouterr().out
+    first_rows = encoded_rows["rows"]
+
+    header = first_out.splitlines()[0]
+    for title in ["dataset", "zero-shot", "LP 1-shot", "LP 2-shot", "TaskRes 1-shot",
+                  "TaskRes 2-shot"]:
+        assert title in header
+    assert re.search(r"^eurosat\s+\d+\.\d\d\s", first_out, re.MULTILINE)
+    assert re.search(r"^dtd\s+\d+\.\d\d\s", first_out, re.MULTILINE)
+    assert re.search(r"paper RN50: TaskRes .*64\.55\s+66\.89$", first_out, re.MULTILINE)
+    assert re.search(r"paper RN50: zero-shot CLIP\s+58\.77$", first_out, re.MULTILINE)
+    assert "mean of 11" not in first_out  # only two of the eleven datasets ran
+
+    rows = read_csv(output / "results.csv")
+    runs = json.loads((output / "results.json").read_text())["runs"]
+    # Per dataset: one zero-shot row, and 2 shots x 2 seeds for each trained method.
+    assert len(rows) == len(runs) == 2 * (1 + 2 * 2 * 2)
+    for dataset, n_classes in (("eurosat", 3), ("dtd", 4)):
+        mine = [row for row in rows if row["dataset"] == dataset]
+        assert sorted((r["method"], r["shots"], r["seed"]) for r in mine) == sorted(
+            [("zero-shot", "0", "")]
+            + [(m, s, e) for m in ("linear-probe", "taskres") for s in "12" for e in "12"]
+        )
+        assert {r["n_test"] for r in mine} == {str(3 * n_classes)}
+        for row in mine:
+            if row["method"] != "zero-shot":
+                assert row["n_train"] == str(int(row["shots"]) * n_classes)
+    assert all(0 <= float(row["accuracy"]) <= 100 for row in rows)
+    assert {r["epochs"] for r in runs if r["method"] == "taskres"} == {5}
+    assert {r["C"] for r in runs if r["method"] == "linear-probe"} <= {
+        10.0**k for k in (-2, -1, 0, 1, 2)
+    }
+
+    cached = sorted((output / "features").rglob("*.npz"))
+    assert {path.parent.name for path in cached} == {"eurosat", "dtd"}
+    n_cached = sum(len(np.load(path)["paths"]) for path in cached)
+    assert first_rows == n_cached > 0  # every cached image was encoded exactly once
+
+    FEATURES.clear()
+    assert main(args) == 0
+    second_out = capsys.readouterr().out
+    assert encoded_rows["rows"] == first_rows  # the second run encoded nothing
+    assert second_out == first_out  # and, on cached features, reproduced every number
+
+
+def test_changed_image_is_encoded_again(coop_root, model_config, tmp_path, encoded_rows):
+    """An image replaced on disk misses the cache; the others still hit."""
+    output = tmp_path / "results"
+    args = harness_args(coop_root, output, model_config, "--datasets", "eurosat",
+                        "--shots", "1", "--seeds", "1")
+    FEATURES.clear()
+    assert main(args) == 0
+    before = encoded_rows["rows"]
+    test_image = coop_root / "eurosat" / "2750" / "Forest" / "Forest_test_0.png"
+    Image.new("RGB", (30, 30), (255, 0, 255)).save(test_image)
+    FEATURES.clear()
+    assert main(args) == 0
+    assert encoded_rows["rows"] == before + 1
+
+
+def test_imagenet_layout_and_distribution_shift(tmp_path, model_config, monkeypatch, capsys):
+    """ImageNet-A and -V2 are evaluated by the ImageNet classifiers (A: on its 2 classes)."""
+    root = tmp_path / "data"
+    rng = np.random.RandomState(0)
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    names = "".join(f"{w} {n}\n" for w, n in zip(wnids, ["tench", "goldfish", "white shark"],
+                                                     strict=True))
+    tints = {wnid: rng.randint(0, 256, 3) for wnid in wnids}
+    for folder, count in (("train", 3), ("val", 2)):
+        for wnid in wnids:
+            for i in range(count):
+                write_image(root / "imagenet" / "images" / folder / wnid / f"{i}.JPEG",
+                            tints[wnid], rng)
+    (root / "imagenet" / "classnames.txt").write_text(names)
+    adversarial = root / "imagenet-adversarial"
+    for wnid in wnids[1:]:
+        for i in range(2):
+            write_image(adversarial / "imagenet-a" / wnid / f"a{i}.jpg", tints[wnid], rng)
+    (adversarial / "imagenet-a" / "README.txt").write_text("not a class")
+    (adversarial / "classnames.txt").write_text(names)
+    # ImageNetV2 names its class folders by ImageNet class index.
+    version2 = root / "imagenetv2"
+    for index, wnid in enumerate(wnids):
+        write_image(version2 / "imagenetv2-matched-frequency-format-val" / str(index) / "v.jpeg",
+                    tints[wnid], rng)
+    (version2 / "classnames.txt").write_text(names)
+
+    calls = []
+    restrict_classes = TaskResHead.restrict_classes
+
+    def spy(self, classes):
+        calls.append(list(classes))
+        return restrict_classes(self, classes)
+
+    monkeypatch.setattr(TaskResHead, "restrict_classes", spy)
+    output = tmp_path / "results"
+    args = harness_args(root, output, model_config, "--datasets", "imagenet_a", "imagenet_v2",
+                        "--shots", "1", "--seeds", "3")
+    assert main(args) == 0
+    assert "adding imagenet" in capsys.readouterr().err
+
+    assert calls == [wnids[1:]]  # V2 has all classes: the head is used as it is
+    runs = json.loads((output / "results.json").read_text())["runs"]
+    for dataset, n_test in (("imagenet_a", 4), ("imagenet_v2", 3)):
+        shifted = [run for run in runs if run["dataset"] == dataset]
+        assert sorted((run["method"], run["trained_on"]) for run in shifted) == [
+            ("linear-probe", "imagenet"), ("taskres", "imagenet"), ("zero-shot", dataset)
+        ]
+        assert {run["n_test"] for run in shifted} == {n_test}
+    trained = [run for run in runs if run["dataset"] == "imagenet" and run["shots"] == 1]
+    assert {run["learning_rate"] for run in trained if run["method"] == "taskres"} == {2e-4}
+
+
+def test_imagenet_validation_images_come_from_unused_training_images(tmp_path):
+    """ImageNet has no val split: validation shots are drawn from the other train images."""
+    root = tmp_path / "data"
+    rng = np.random.RandomState(0)
+    for folder in ("train", "val"):
+        for wnid in ("n1", "n2"):
+            for i in range(6):
+                write_image(root / "imagenet" / "images" / folder / wnid / f"{i}.png",
+                            np.array([0, 0, 0]), rng)
+    (root / "imagenet" / "classnames.txt").write_text("n1 cat\nn2 dog\n")
+    dataset = load_dataset(root, "imagenet")
+    assert dataset.classes.tolist() == ["n1", "n2"] and dataset.classnames == ["cat", "dog"]
+    assert len(dataset.splits["test"]) == 12 and "val" not in dataset.splits
+    draws = plan_draws(dataset, [1, 8], [1, 2])
+    for (shots, _), (train, val_split, val) in draws.items():
+        assert val_split == "train"
+        assert not set(train.tolist()) & set(val.tolist())
+        assert len(val) == 2 * min(shots, 4)
+
+
+def test_fgvc_aircraft_layout(tmp_path):
+    """FGVC-Aircraft is read from variants.txt and the images_variant_*.txt lists."""
+    directory = tmp_path / "fgvc_aircraft"
+    (directory / "images").mkdir(parents=True)
+    (directory / "variants.txt").write_text("707-320\nCessna 172\nF-16A/B\n")
+    (directory / "images_variant_train.txt").write_text("0001 Cessna 172\n0002 F-16A/B\n")
+    (directory / "images_variant_val.txt").write_text("0003 707-320\n")
+    (directory / "images_variant_test.txt").write_text("0004 707-320\n\n")
+    dataset = load_dataset(tmp_path, "fgvc_aircraft")
+    assert dataset.classnames == ["707-320", "Cessna 172", "F-16A/B"]
+    assert dataset.splits["train"].paths == ["images/0001.jpg", "images/0002.jpg"]
+    assert dataset.splits["train"].labels.tolist() == [1, 2]
+    assert len(dataset.splits["test"]) == 1
+
+    (directory / "images_variant_val.txt").write_text("0003 Boeing 999\n")
+    with pytest.raises(DatasetLayoutError, match="with a variant listed in variants.txt; got"):
+        load_dataset(tmp_path, "fgvc_aircraft")
+
+
+def test_missing_split_file_names_the_expected_path(tmp_path, model_config, capsys):
+    """A missing split file is an error that names the path it expected."""
+    (tmp_path / "eurosat" / "2750").mkdir(parents=True)
+    expected = tmp_path / "eurosat" / "split_zhou_EuroSAT.json"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(expected))):
+        load_dataset(tmp_path, "eurosat")
+    args = harness_args(tmp_path, tmp_path / "out", model_config, "--datasets", "eurosat")
+    assert main(args) == 2
+    assert f"expected the eurosat split file at {expected}" in capsys.readouterr().err
+
+
+def test_missing_image_names_the_image(coop_root, model_config, tmp_path, capsys):
+    """An image listed by the split but absent from disk is named in the error."""
+    missing = coop_root / "dtd" / "images" / "woven" / "woven_test_2.png"
+    missing.unlink()
+    args = harness_args(coop_root, tmp_path / "out", model_config, "--datasets", "dtd",
+                        "--shots", "1", "--seeds", "1")
+    assert main(args) == 2
+    assert f"expected the image {missing}" in capsys.readouterr().err
+
+
+def test_split_file_with_conflicting_class_names(tmp_path):
+    """One label with two class names is a layout error that names both."""
+    directory = tmp_path / "dtd"
+    directory.mkdir()
+    split = {"train": [["a/1.jpg", 0, "banded"]], "val": [["a/2.jpg", 0, "striped"]],
+             "test": []}
+    (directory / "split_zhou_DescribableTextures.json").write_text(json.dumps(split))
+    with pytest.raises(DatasetLayoutError, match="expected label 0 to be named 'banded'"):
+        load_dataset(tmp_path, "dtd")
+
+
+def test_invalid_shots_are_rejected(tmp_path, capsys):
+    """--shots takes positive integers."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--root", str(tmp_path), "--shots", "0"])
+    assert exit_info.value.code == 2
+    assert "expected an integer >= 1; got 0" in capsys.readouterr().err
+
+
+def test_linear_probe_picks_the_best_validation_c():
+    """The chosen C is at least as good on validation as every value of the coarse grid."""
+    rng = np.random.RandomState(0)
+    centres = rng.normal(size=(3, 8))
+    y_train, y_val = np.repeat([0, 1, 2], 2), np.repeat([0, 1, 2], 6)
+    X_train = centres[y_train] + 0.9 * rng.normal(size=(6, 8))
+    X_val = centres[y_val] + 0.9 * rng.normal(size=(18, 8))
+    model, C = fit_linear_probe(X_train, y_train, X_val, y_val)
+    chosen = np.mean(model.predict(X_val) == y_val)
+    assert model.C == C and 1e-7 < C < 1e7
+    for grid_c in reproduce.LINEAR_PROBE_GRID:
+        other = LogisticRegression(C=grid_c, max_iter=1000).fit(X_train, y_train)
+        assert chosen >= np.mean(other.predict(X_val) == y_val)
+
+
+def test_table_has_the_eleven_dataset_mean_when_all_ran():
+    """The mean row averages the eleven datasets per seed, then reports mean and std."""
+    records = []
+    for offset, dataset in enumerate(FEW_SHOT_DATASETS):
+        records.append({"dataset": dataset, "method": "zero-shot", "shots": 0, "seed": None,
+                        "accuracy": 50.0 + offset})
+        for seed, accuracy in ((1, 60.0), (2, 70.0)):
+            records.append({"dataset": dataset, "method": "taskres", "shots": 1, "seed": seed,
+                            "accuracy": accuracy + offset})
+    table = format_table(records, [1], list(FEW_SHOT_DATASETS))
+    mean_row = next(line for line in table.splitlines() if line.startswith("mean of 11"))
+    assert mean_row.split()[3:] == ["55.00", "-", "70.00±5.00"]
+    assert re.search(r"^eurosat\s+59\.00\s+-\s+74\.00±5\.00$", table, re.MULTILINE)
+    assert "paper RN50: Tip-Adapter-F" in table and "64.60" in table
+
+
+def test_undecodable_image_is_named(coop_root, model_config, tmp_path, capsys):
+    """An image file that is not an image fails with its path, not a traceback."""
+    broken = coop_root / "eurosat" / "2750" / "River" / "River_test_1.png"
+    broken.write_bytes(b"not a png")
+    args = harness_args(coop_root, tmp_path / "out", model_config, "--datasets", "eurosat",
+                        "--shots", "1", "--seeds", "1")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "eurosat test split:" in err and "cannot decode the image file" in err
+    assert str(broken) in err
+
+
+def test_unreadable_feature_cache_is_rebuilt(coop_root, model_config, tmp_path, encoded_rows,
+                                             capsys):
+    """A damaged cache file is reported, ignored and rewritten, never trusted."""
+    output = tmp_path / "results"
+    args = harness_args(coop_root, output, model_config, "--datasets", "eurosat",
+                        "--shots", "1", "--seeds", "1")
+    FEATURES.clear()
+    assert main(args) == 0
+    first = encoded_rows["rows"]
+    test_cache = next((output / "features" / "eurosat").glob("test-*.npz"))
+    test_cache.write_bytes(b"damaged")
+    FEATURES.clear()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "ignoring the unreadable feature cache" in capsys.readouterr().err
+    assert encoded_rows["rows"] == first + 9  # the 9 test images, and nothing else
+    assert len(np.load(test_cache)["paths"]) == 9
