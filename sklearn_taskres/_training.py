@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 WARMUP_LEARNING_RATE = 1e-5
 ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
 
 def resolve_device(device, *, cpu_fallback=False):
@@ -91,8 +92,29 @@ def minibatches(n_samples, batch_size, generator):
     return list(order[: n_batches * batch_size].view(n_batches, batch_size))
 
 
-def train_residual(features, targets, base, *, alpha, logit_scale, **recipe):
+def train_residual(
+    features,
+    targets,
+    base,
+    *,
+    alpha,
+    logit_scale,
+    learning_rate,
+    max_iter,
+    batch_size,
+    weight_decay,
+    seed,
+    device,
+    verbose=0,
+):
     """Learn the task residual ``x`` of TaskRes with the official recipe.
+
+    The same optimisation as autograd and ``torch.optim.Adam`` on
+    :func:`residual_logits` (see :func:`fit_parameter`), written out: the
+    gradient of the cross-entropy through the normalised classifier is derived
+    by hand and Adam updates its buffers in place. That saves the autograd
+    graph and most allocations of every step, which is what a step costs when
+    the matrices are small.
 
     Parameters
     ----------
@@ -105,9 +127,8 @@ def train_residual(features, targets, base, *, alpha, logit_scale, **recipe):
         The frozen base classifier ``t``.
     alpha, logit_scale : float
         Scale of the residual and temperature of the logits.
-    **recipe
-        ``learning_rate``, ``max_iter``, ``batch_size``, ``weight_decay``,
-        ``seed``, ``device`` and ``verbose`` of :func:`fit_parameter`.
+    learning_rate, max_iter, batch_size, weight_decay, seed, device, verbose
+        The training recipe, as in :func:`fit_parameter`.
 
     Returns
     -------
@@ -115,15 +136,50 @@ def train_residual(features, targets, base, *, alpha, logit_scale, **recipe):
     loss_curve : list of float
         Mean training loss of every epoch.
     """
-    device = recipe["device"]
+    views, targets = _training_tensors(features, targets, device)
     base = torch.tensor(base, dtype=torch.float32, device=device)
-    residual = torch.zeros_like(base, requires_grad=True)
+    residual = torch.zeros_like(base)
+    exp_avg = torch.zeros_like(base)
+    exp_avg_sq = torch.zeros_like(base)
+    classifier = torch.empty_like(base)
+    beta1, beta2 = ADAM_BETAS
 
-    def logits(batch_features):
-        return residual_logits(batch_features, base, residual, alpha, logit_scale)
+    step = 0
+    loss_curve = []
+    for epoch, rate, epoch_features, batches in _epochs(
+        views, learning_rate, max_iter, batch_size, seed, device
+    ):
+        batch_losses = []
+        for batch in batches:
+            step += 1
+            image = epoch_features[batch]
+            labels = targets[batch]
+            torch.add(base, residual, alpha=alpha, out=classifier)
+            norms = classifier.norm(dim=1, keepdim=True).clamp_min_(1e-12)
+            unit = classifier / norms
+            log_proba = torch.mm(image, unit.T).mul_(logit_scale).log_softmax(dim=1)
+            batch_losses.append(-log_proba.gather(1, labels[:, None]).mean())
 
-    loss_curve = fit_parameter(residual, logits, features, targets, **recipe)
-    return residual.detach().cpu().numpy(), loss_curve
+            # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / batch
+            grad_logits = log_proba.exp_()
+            grad_logits[torch.arange(len(labels), device=device), labels] -= 1.0
+            grad_unit = torch.mm(grad_logits.T, image).mul_(logit_scale / len(labels))
+            # Through the row normalisation: remove the radial part, divide by the norm.
+            radial = (grad_unit * unit).sum(dim=1, keepdim=True)
+            grad = grad_unit.sub_(unit.mul_(radial)).div_(norms).mul_(alpha)
+            grad.add_(residual, alpha=weight_decay)
+
+            # torch.optim.Adam's update (coupled weight decay above), in place.
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
+            denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(ADAM_EPS)
+            residual.addcdiv_(exp_avg, denom, value=-rate / bias_correction1)
+        loss_curve.append(torch.stack(batch_losses).mean().item())
+        if verbose:
+            print(f"Epoch {epoch + 1}/{max_iter}, loss = {loss_curve[-1]:.6f}")
+    return residual.cpu().numpy(), loss_curve
 
 
 def train_projection(features, targets, pooled_text, projection, *, logit_scale, **recipe):
@@ -181,28 +237,18 @@ def fit_parameter(
     a seed gives the same batches on every device). Returns the mean loss of
     every epoch.
     """
-    # torch.tensor copies: inputs may be read-only (memmaps) and must not be aliased.
-    features = torch.tensor(features, dtype=torch.float32, device=device)
-    views = F.normalize(features if features.ndim == 3 else features[None], dim=-1)
-    n_views, n_samples = views.shape[:2]
-    targets = torch.tensor(targets, dtype=torch.long, device=device)
+    views, targets = _training_tensors(features, targets, device)
     optimizer = torch.optim.Adam(
-        [parameter], lr=learning_rate, betas=ADAM_BETAS, weight_decay=weight_decay
+        [parameter], lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay
     )
-    generator = torch.Generator().manual_seed(seed)
-
     loss_curve = []
-    for epoch, rate in enumerate(learning_rate_schedule(learning_rate, max_iter)):
+    for epoch, rate, epoch_features, batches in _epochs(
+        views, learning_rate, max_iter, batch_size, seed, device
+    ):
         for group in optimizer.param_groups:
             group["lr"] = float(rate)
         batch_losses = []
-        if n_views == 1:
-            epoch_features = views[0]
-        else:
-            chosen = torch.randint(n_views, (n_samples,), generator=generator).to(device)
-            epoch_features = views[chosen, torch.arange(n_samples, device=device)]
-        for batch in minibatches(n_samples, batch_size, generator):
-            batch = batch.to(device)
+        for batch in batches:
             loss = F.cross_entropy(logits(epoch_features[batch]), targets[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -212,3 +258,29 @@ def fit_parameter(
         if verbose:
             print(f"Epoch {epoch + 1}/{max_iter}, loss = {loss_curve[-1]:.6f}")
     return loss_curve
+
+
+def _training_tensors(features, targets, device):
+    """Normalised views (n_views, n_samples, D) and targets on ``device``."""
+    # torch.tensor copies: inputs may be read-only (memmaps) and must not be aliased.
+    features = torch.tensor(features, dtype=torch.float32, device=device)
+    views = F.normalize(features if features.ndim == 3 else features[None], dim=-1)
+    return views, torch.tensor(targets, dtype=torch.long, device=device)
+
+
+def _epochs(views, learning_rate, max_iter, batch_size, seed, device):
+    """Yield ``(epoch, learning rate, features of the epoch, index batches)``.
+
+    With several views, each epoch takes one view per sample, drawn before
+    the batch order from the same generator.
+    """
+    n_views, n_samples = views.shape[:2]
+    generator = torch.Generator().manual_seed(seed)
+    for epoch, rate in enumerate(learning_rate_schedule(learning_rate, max_iter)):
+        if n_views == 1:
+            epoch_features = views[0]
+        else:
+            chosen = torch.randint(n_views, (n_samples,), generator=generator).to(device)
+            epoch_features = views[chosen, torch.arange(n_samples, device=device)]
+        batches = [batch.to(device) for batch in minibatches(n_samples, batch_size, generator)]
+        yield epoch, float(rate), epoch_features, batches

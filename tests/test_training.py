@@ -38,3 +38,26 @@ def test_residual_equals_a_plain_reference_loop():
     expected = reference_residual(features, targets, base, 0.5, 100.0, 2e-3, 30, 5e-4)
     np.testing.assert_allclose(residual, expected, rtol=1e-4, atol=1e-7)
     assert len(losses) == 30 and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("n_views", [1, 3])
+def test_hand_derived_step_equals_autograd_and_torch_adam(n_views):
+    """Minibatches, several views: the lean step follows autograd + torch.optim.Adam."""
+    from sklearn_taskres._training import fit_parameter, residual_logits
+
+    rng = np.random.RandomState(0)
+    base = rng.normal(size=(7, 16)).astype(np.float32)
+    targets = rng.randint(0, 7, 300)
+    features = (base[targets] + 2 * rng.normal(size=(n_views, 300, 16))).astype(np.float32)
+    recipe = dict(learning_rate=5e-3, max_iter=12, batch_size=64, weight_decay=5e-4, seed=3,
+                  device=torch.device("cpu"))
+    lean, lean_losses = train_residual(features, targets, base, alpha=0.7, logit_scale=30.0,
+                                       **recipe)
+    base_t = torch.tensor(base)
+    residual = torch.zeros_like(base_t, requires_grad=True)
+    losses = fit_parameter(residual,
+                           lambda z: residual_logits(z, base_t, residual, 0.7, 30.0),
+                           features, targets, **recipe)
+    np.testing.assert_allclose(lean, residual.detach().numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(lean_losses, losses, rtol=1e-5)
+    assert np.abs(lean).max() > 1e-3
