@@ -146,6 +146,67 @@ def test_end_to_end_table_results_and_disk_cache(
     assert second_out == first_out  # and, on cached features, reproduced every number
 
 
+def test_augmented_views_are_cached_and_train_taskres_only(
+    coop_root, model_config, tmp_path, encoded_rows, monkeypatch
+):
+    """--augment-views 2: TaskRes trains on 2 cached views of each drawn image, encoded once."""
+    fitted = []
+    fit_views = TaskResHead._fit_views
+
+    def spy(self, views, y):
+        fitted.append(views.shape)
+        return fit_views(self, views, y)
+
+    monkeypatch.setattr(TaskResHead, "_fit_views", spy)
+    output = tmp_path / "results"
+    args = harness_args(coop_root, output, model_config, "--datasets", "eurosat",
+                        "--shots", "1", "--seeds", "1", "2", "--augment-views", "2")
+    dataset = load_dataset(coop_root, "eurosat")
+    draws = plan_draws(dataset, [1], [1, 2])
+    drawn = np.unique(np.concatenate([train for train, _, _ in draws.values()]))
+    eval_crops = {"test": set(range(len(dataset.splits["test"])))}
+    for train, val_split, val in draws.values():
+        eval_crops.setdefault("train", set()).update(train.tolist())
+        eval_crops.setdefault(val_split, set()).update(val.tolist())
+    assert len(drawn) < len(dataset.splits["train"])  # some training images get no views
+
+    FEATURES.clear()
+    assert main(args) == 0
+    first_rows = encoded_rows["rows"]
+    assert first_rows == sum(map(len, eval_crops.values())) + 2 * len(drawn)
+    assert fitted == [(2, 3, 32)] * 2  # each seed: 2 views of 1 shot x 3 classes
+    (view_cache,) = (output / "features" / "eurosat").glob("train-views2-seed0-*.npz")
+    with np.load(view_cache) as content:
+        assert content["paths"].tolist() == sorted(
+            dataset.splits["train"].paths[p] for p in drawn
+        )
+        assert content["features"].shape == (len(drawn), 2, 32)
+    rows = read_csv(output / "results.csv")
+    assert {(r["method"], r["augment_views"]) for r in rows} == {
+        ("zero-shot", ""), ("linear-probe", ""), ("taskres", "2")
+    }
+    settings = json.loads((output / "results.json").read_text())["settings"]
+    assert (settings["augment_views"], settings["view_seed"]) == (2, 0)
+
+    FEATURES.clear()
+    assert main(args) == 0
+    assert encoded_rows["rows"] == first_rows  # the second run encoded nothing
+    accuracies = [(r["method"], r["seed"], r["accuracy"]) for r in rows]
+    assert [(r["method"], r["seed"], r["accuracy"])
+            for r in read_csv(output / "results.csv")] == accuracies
+
+    # Without views: nothing to encode, and the eval-crop methods give the same numbers.
+    FEATURES.clear()
+    fitted.clear()
+    assert main(args[:-2]) == 0
+    assert encoded_rows["rows"] == first_rows
+    assert fitted == [(1, 3, 32)] * 2
+    plain = read_csv(output / "results.csv")
+    assert [(r["method"], r["seed"], r["accuracy"]) for r in plain
+            if r["method"] != "taskres"] == [a for a in accuracies if a[0] != "taskres"]
+    assert {r["augment_views"] for r in plain if r["method"] == "taskres"} == {"0"}
+
+
 def test_changed_image_is_encoded_again(coop_root, model_config, tmp_path, encoded_rows):
     """An image replaced on disk misses the cache; the others still hit."""
     output = tmp_path / "results"
@@ -291,6 +352,14 @@ def test_invalid_shots_are_rejected(tmp_path, capsys):
         main(["--root", str(tmp_path), "--shots", "0"])
     assert exit_info.value.code == 2
     assert "expected an integer >= 1; got 0" in capsys.readouterr().err
+
+
+def test_negative_augment_views_are_rejected(tmp_path, capsys):
+    """--augment-views takes integers >= 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--root", str(tmp_path), "--augment-views", "-1"])
+    assert exit_info.value.code == 2
+    assert "expected an integer >= 0; got -1" in capsys.readouterr().err
 
 
 def test_linear_probe_picks_the_best_validation_c():
