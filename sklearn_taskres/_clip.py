@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-PRECISION = "fp32"
+PRECISIONS = ("fp32", "bf16", "fp16")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # open_clip initialises random models from torch's global generator; a fixed
 # seed (in a forked RNG state) makes `pretrained=None` the same model in every
 # process, so pickles and on-disk features of test models stay meaningful.
@@ -36,11 +37,12 @@ class ClipEncoder:
         The model's ``exp(logit_scale)``.
     """
 
-    def __init__(self, model, preprocess, tokenizer, device, identity):
+    def __init__(self, model, preprocess, tokenizer, device, precision, identity):
         self.model = model
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.device = device
+        self.precision = precision
         self.identity = identity
         self.logit_scale = float(model.logit_scale.detach().exp().item())
         self._text_lock = threading.Lock()
@@ -52,30 +54,30 @@ class ClipEncoder:
         Random resized crop (scale 0.08-1, bicubic) and horizontal flip, as in
         the TaskRes/Dassl training pipeline, then the model's normalisation.
         """
-        from torchvision import transforms
+        from ._augment import TrainAugmentation
 
         config = self.model.visual.preprocess_cfg
-        return transforms.Compose([
-            transforms.RandomResizedCrop(
-                config["size"], scale=(0.08, 1.0),
-                interpolation=transforms.InterpolationMode.BICUBIC,
-            ),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(config["mean"], config["std"]),
-        ])
+        return TrainAugmentation(config["size"], config["mean"], config["std"])
+
+    def _autocast(self):
+        """Mixed precision for bf16/fp16: weights stay fp32, matmuls run in half precision."""
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     @torch.inference_mode()
     def encode_images(self, pixels):
         """Raw image embeddings of a preprocessed batch (n, 3, H, W) -> (n, D) float32."""
-        pixels = pixels.to(self.device)
-        return self.model.encode_image(pixels).float().cpu().numpy()
+        pixels = pixels.to(self.device, non_blocking=True)
+        with self._autocast():
+            return self.model.encode_image(pixels).float().cpu().numpy()
 
     @torch.inference_mode()
     def encode_text(self, prompts):
         """Raw (unnormalised) text embeddings of a list of prompts -> (n, D) float32."""
         tokens = self.tokenizer(list(prompts)).to(self.device)
-        with self._text_lock:
+        with self._text_lock, self._autocast():
             return self.model.encode_text(tokens).float().cpu().numpy()
 
     @property
@@ -102,7 +104,7 @@ class ClipEncoder:
         """
         self.text_projection  # noqa: B018 (raises for towers it does not apply to)
         tokens = self.tokenizer(list(prompts)).to(self.device)
-        with self._text_lock:
+        with self._text_lock, self._autocast():
             projection = self.model.text_projection
             self.model.text_projection = None
             try:
@@ -115,7 +117,14 @@ _ENCODERS = {}
 _LOCK = threading.Lock()
 
 
-def load_encoder(model_name, pretrained, device):
+def resolve_precision(precision, device):
+    """``"auto"`` is bf16 autocast on CUDA and fp32 elsewhere."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def load_encoder(model_name, pretrained, device, precision="fp32"):
     """The process-wide encoder for (model, pretrained, device, precision).
 
     Parameters
@@ -127,15 +136,18 @@ def load_encoder(model_name, pretrained, device):
         An open_clip pretrained tag, a local checkpoint file, or None for a
         random initialisation (for tests).
     device : torch.device
+    precision : {"fp32", "bf16", "fp16"}
+        Autocast dtype of the encoders (the weights stay fp32).
     """
     if pretrained is not None:
         pretrained = os.path.expanduser(os.fspath(pretrained))
     # A checkpoint rewritten at the same path is another model.
-    key = (model_name, pretrained, _file_stamp(pretrained), str(device), PRECISION)
+    key = (model_name, pretrained, _file_stamp(pretrained), str(device), precision)
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = _ENCODERS[key] = _create_encoder(model_name, pretrained, device)
+            encoder = _create_encoder(model_name, pretrained, device, precision)
+            _ENCODERS[key] = encoder
     return encoder
 
 
@@ -146,7 +158,7 @@ def _file_stamp(pretrained):
     return stat.st_size, stat.st_mtime_ns
 
 
-def _create_encoder(model_name, pretrained, device):
+def _create_encoder(model_name, pretrained, device, precision="fp32"):
     import open_clip
 
     if model_name not in open_clip.list_models():
@@ -163,7 +175,7 @@ def _create_encoder(model_name, pretrained, device):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     model_name,
                     pretrained=pretrained,
-                    precision=PRECISION,
+                    precision="fp32",
                     device=device,
                     force_quick_gelu=force_quick_gelu,
                 )
@@ -173,8 +185,8 @@ def _create_encoder(model_name, pretrained, device):
             raise
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
-    identity = (model_name, weights["identity"], PRECISION, repr(preprocess))
-    return ClipEncoder(model, preprocess, tokenizer, device, identity)
+    identity = (model_name, weights["identity"], precision, repr(preprocess))
+    return ClipEncoder(model, preprocess, tokenizer, device, precision, identity)
 
 
 def _resolve_weights(open_clip, model_name, pretrained):

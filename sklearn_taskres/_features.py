@@ -5,19 +5,24 @@ precision, preprocessing), so a grid search over ``alpha`` encodes each image
 once in total, test folds included, and clones share the work.
 """
 
+import functools
 import hashlib
+import os
 import threading
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from ._disk_cache import DiskCache
 from ._images import image_sources
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
 TEXT_BATCH_SIZE = 256
+DECODE_WORKERS = min(8, os.cpu_count() or 1)
 
 
 class FeatureCache:
@@ -59,18 +64,24 @@ class FeatureCache:
 FEATURES = FeatureCache()
 
 
-def _lookup_or_compute(keys, compute_missing):
+def _lookup_or_compute(keys, compute_missing, cache_dir=None):
     """Features for ``keys`` (duplicates allowed); ``compute_missing(positions)`` fills misses.
 
+    Looks in memory, then in ``cache_dir`` when given, then computes.
     Results are gathered in a local dict so that eviction during a large call
     never loses a row of that call.
     """
+    disk = DiskCache(cache_dir) if cache_dir is not None else None
     found = {}
     missing = {}
     for position, key in enumerate(keys):
         if key in found or key in missing:
             continue
         value = FEATURES.get(key)
+        if value is None and disk is not None:
+            value = disk.get(key)
+            if value is not None:
+                FEATURES.put(key, value)
         if value is None:
             missing[key] = position
         else:
@@ -80,11 +91,13 @@ def _lookup_or_compute(keys, compute_missing):
         for key, value in zip(missing, computed, strict=True):
             value = np.array(value, dtype=np.float32)
             FEATURES.put(key, value)
+            if disk is not None:
+                disk.put(key, value)
             found[key] = value
     return np.stack([found[key] for key in keys])
 
 
-def image_features(encoder, X):
+def image_features(encoder, X, cache_dir=None):
     """Raw CLIP embeddings (n_images, D) of a sequence of images, through the cache."""
     sources = image_sources(X)
     keys = [("image", encoder.identity, source.digest) for source in sources]
@@ -92,10 +105,12 @@ def image_features(encoder, X):
     def pixels_of(position):
         return encoder.preprocess(sources[position].load())
 
-    return _lookup_or_compute(keys, lambda positions: _encode(encoder, pixels_of, positions))
+    return _lookup_or_compute(
+        keys, lambda positions: _encode(encoder, pixels_of, positions), cache_dir
+    )
 
 
-def augmented_image_features(encoder, X, n_views, seed):
+def augmented_image_features(encoder, X, n_views, seed, cache_dir=None):
     """Embeddings of ``n_views`` augmented views of every image: (n_views, n_images, D).
 
     View ``v`` of an image is drawn from a seed derived from ``seed``, ``v``
@@ -109,48 +124,61 @@ def augmented_image_features(encoder, X, n_views, seed):
         for source in sources
         for view in range(n_views)
     ]
-    decoded = {}  # the views of one image are consecutive: decode it once
+    # The views of one image are neighbours: decode it once for all of them.
+    decoded = functools.lru_cache(maxsize=2 * DECODE_WORKERS)(lambda i: sources[i].load())
 
     def pixels_of(position):
         source, view = sources[position // n_views], position % n_views
-        if source.index not in decoded:
-            decoded.clear()
-            decoded[source.index] = source.load()
         view_seed = _view_seed(seed, view, source.digest)
-        return _augmented(augment, decoded[source.index], view_seed)
+        return augment(decoded(source.index), view_seed)
 
     features = _lookup_or_compute(
-        keys, lambda positions: _encode(encoder, pixels_of, positions)
+        keys, lambda positions: _encode(encoder, pixels_of, positions), cache_dir
     )
     return features.reshape(len(sources), n_views, -1).transpose(1, 0, 2)
 
 
 def _encode(encoder, pixels_of, positions):
-    """Encode the images at ``positions`` in batches; halve the batch on CUDA out-of-memory."""
+    """Encode the images at ``positions`` in batches.
+
+    Decoding and preprocessing run in worker threads (PIL and torch release
+    the GIL) and the next batch is prepared while the current one encodes. On
+    CUDA, batches go through pinned memory, and an out-of-memory error halves
+    the batch instead of failing.
+    """
     batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
+    batches = [positions[start : start + batch_size]
+               for start in range(0, len(positions), batch_size)]
     step = batch_size  # shrinks for good after an out-of-memory error
     chunks = []
-    for start in range(0, len(positions), batch_size):
-        pixels = torch.stack([pixels_of(p) for p in positions[start : start + batch_size]])
-        done = 0
-        while done < len(pixels):
-            chunk = pixels[done : done + step]
-            try:
-                chunks.append(encoder.encode_images(chunk))
-                done += len(chunk)
-            except torch.cuda.OutOfMemoryError as exc:
-                if len(chunk) == 1:
-                    raise MemoryError(
-                        "CUDA ran out of memory encoding a single image with "
-                        f"{encoder.identity[0]}; free GPU memory or use device='cpu'"
-                    ) from exc
-                torch.cuda.empty_cache()
-                step = len(chunk) // 2
-                warnings.warn(
-                    f"CUDA out of memory while encoding images; retrying with batches of {step}",
-                    ResourceWarning,
-                    stacklevel=2,
-                )
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+        pending = [pool.submit(pixels_of, position) for position in batches[0]]
+        for index in range(len(batches)):
+            pixels = torch.stack([future.result() for future in pending])
+            if index + 1 < len(batches):
+                pending = [pool.submit(pixels_of, position) for position in batches[index + 1]]
+            if encoder.device.type == "cuda":
+                pixels = pixels.pin_memory()
+            done = 0
+            while done < len(pixels):
+                chunk = pixels[done : done + step]
+                try:
+                    chunks.append(encoder.encode_images(chunk))
+                    done += len(chunk)
+                except torch.cuda.OutOfMemoryError as exc:
+                    if len(chunk) == 1:
+                        raise MemoryError(
+                            "CUDA ran out of memory encoding a single image with "
+                            f"{encoder.identity[0]}; free GPU memory or use device='cpu'"
+                        ) from exc
+                    torch.cuda.empty_cache()
+                    step = len(chunk) // 2
+                    warnings.warn(
+                        "CUDA out of memory while encoding images; retrying with batches "
+                        f"of {step}",
+                        ResourceWarning,
+                        stacklevel=2,
+                    )
     return np.concatenate(chunks)
 
 
@@ -159,15 +187,7 @@ def _view_seed(seed, view, digest):
     return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "little") >> 1
 
 
-def _augmented(augment, image, seed):
-    # torchvision draws from torch's global generator: fork it so that the
-    # caller's random state is left as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return augment(image)
-
-
-def text_features(encoder, prompts, *, pooled=False):
+def text_features(encoder, prompts, *, pooled=False, cache_dir=None):
     """Raw CLIP text embeddings (n_prompts, D), through the cache.
 
     With ``pooled``, the features before the text projection (n_prompts, width).
@@ -183,4 +203,4 @@ def text_features(encoder, prompts, *, pooled=False):
         ]
         return np.concatenate(chunks)
 
-    return _lookup_or_compute(keys, encode)
+    return _lookup_or_compute(keys, encode, cache_dir)

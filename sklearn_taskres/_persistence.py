@@ -185,7 +185,7 @@ def _json_param(name, value):
         if isinstance(value, dict):
             return {"mapping": [[_json_label(k), v] for k, v in value.items()]}
         return [str(v) for v in value]
-    if name == "pretrained" and value is not None:
+    if name in ("pretrained", "cache_dir") and value is not None:
         return os.fspath(value)
     if name == "templates" and value is not None and not isinstance(value, str):
         return list(value)

@@ -71,14 +71,15 @@ def resolve_templates(templates):
     return templates
 
 
-def text_base(encoder, classnames, templates):
+def text_base(encoder, classnames, templates, cache_dir=None):
     """The base classifier: per class, the mean raw text embedding over templates.
 
     Returns an array of shape (n_classes, D), float32; row ``k`` belongs to
     ``classnames[k]``. Embeddings are averaged before any normalisation, as
     in the official TaskRes code.
     """
-    return _template_mean(text_features(encoder, _prompts(classnames, templates)), classnames)
+    prompts = _prompts(classnames, templates)
+    return _template_mean(text_features(encoder, prompts, cache_dir=cache_dir), classnames)
 
 
 def enhanced_text_base(encoder, classnames, templates, features, targets, **recipe):

@@ -30,8 +30,8 @@ def encoder(tiny_model):
 
 def test_augmentation_is_the_official_recipe(encoder):
     text = repr(encoder.augmentation)
-    assert "RandomResizedCrop(size=(32, 32), scale=(0.08, 1.0)" in text
-    assert "interpolation=bicubic" in text and "RandomHorizontalFlip(p=0.5)" in text
+    assert "size=(32, 32), scale=(0.08, 1.0), ratio=(0.75, 1.3333333333333333)" in text
+    assert "interpolation=bicubic, hflip=0.5" in text
 
 
 def test_views_are_fixed_by_the_seed_and_differ_from_each_other(encoder):
@@ -97,3 +97,27 @@ def test_negative_views_are_rejected(tiny_model):
     with pytest.raises(ValueError, match="'augment_views' parameter"):
         TaskResClassifier(["a", "b"], model=tiny_model, pretrained=None,
                           augment_views=-1).fit(images, y)
+
+
+def test_crop_boxes_follow_the_official_sampling():
+    """Boxes lie inside the image with area 8-100% and aspect 3/4-4/3; thin images fall back."""
+    from sklearn_taskres._augment import TrainAugmentation
+
+    augment = TrainAugmentation(32, (0.5,) * 3, (0.5,) * 3)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        top, left, height, width = augment._crop_box((120, 90), rng)
+        assert 0 <= top and top + height <= 90 and 0 <= left and left + width <= 120
+        assert 0.08 * 0.9 <= height * width / (120 * 90) <= 1.0
+        assert 3 / 4 * 0.9 <= width / height <= 4 / 3 * 1.1
+    assert augment._crop_box((1000, 10), rng) == (0, 493, 10, 13)
+
+
+def test_views_do_not_depend_on_threads_or_cache(encoder):
+    """Views drawn in worker threads are the same on every recomputation."""
+    from sklearn_taskres._features import FEATURES
+
+    images, _ = make_dataset(n_per_class=4, n_classes=3, seed=305)
+    first = augmented_image_features(encoder, images, 3, seed=11)
+    FEATURES.clear()
+    np.testing.assert_array_equal(augmented_image_features(encoder, images, 3, seed=11), first)
