@@ -150,7 +150,9 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the batch order.
     verbose : int, default=0
-        Print the loss of every epoch when positive.
+        When positive, progress bars on stderr for model loading, encoding
+        and training (with the loss of each epoch). Messages always go to
+        the ``"sklearn_taskres"`` logger.
 
     Attributes
     ----------
@@ -286,10 +288,12 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         if self.augment_views:
             seed = _augmentation_seed(self.random_state)
             views = augmented_image_features(
-                encoder, X, self.augment_views, seed, cache_dir=self.cache_dir
+                encoder, X, self.augment_views, seed, cache_dir=self.cache_dir,
+                verbose=self.verbose,
             )
         else:
-            views = image_features(encoder, X, cache_dir=self.cache_dir)[np.newaxis]
+            features = image_features(encoder, X, cache_dir=self.cache_dir, verbose=self.verbose)
+            views = features[np.newaxis]
 
         if self.base == "enhanced":
             base = enhanced_text_base(
@@ -391,11 +395,11 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
 
     def _encoder(self, device):
         precision = resolve_precision(self.precision, device)
-        return load_encoder(self.model, self.pretrained, device, precision)
+        return load_encoder(self.model, self.pretrained, device, precision, self.verbose)
 
     def _features(self, X):
         encoder = self._encoder(resolve_device(self.device, cpu_fallback=True))
-        features = image_features(encoder, X, cache_dir=self.cache_dir)
+        features = image_features(encoder, X, cache_dir=self.cache_dir, verbose=self.verbose)
         if features.shape[1] != self.base_weights_.shape[1]:
             raise ValueError(
                 f"expected model={self.model!r}, pretrained={self.pretrained!r} to give "

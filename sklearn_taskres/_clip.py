@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ._progress import logger, progress
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # open_clip initialises random models from torch's global generator; a fixed
@@ -124,7 +126,7 @@ def resolve_precision(precision, device):
     return precision
 
 
-def load_encoder(model_name, pretrained, device, precision="fp32"):
+def load_encoder(model_name, pretrained, device, precision="fp32", verbose=0):
     """The process-wide encoder for (model, pretrained, device, precision).
 
     Parameters
@@ -146,7 +148,11 @@ def load_encoder(model_name, pretrained, device, precision="fp32"):
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = _create_encoder(model_name, pretrained, device, precision)
+            logger.info("loading open_clip %s (pretrained=%s) on %s, %s", model_name,
+                        pretrained, device, precision)
+            with progress(verbose, total=1, desc=f"Loading {model_name}") as bar:
+                encoder = _create_encoder(model_name, pretrained, device, precision)
+                bar.update()
             _ENCODERS[key] = encoder
     return encoder
 

@@ -18,6 +18,7 @@ import torch
 
 from ._disk_cache import DiskCache
 from ._images import image_sources
+from ._progress import logger, progress
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
@@ -86,6 +87,8 @@ def _lookup_or_compute(keys, compute_missing, cache_dir=None):
             missing[key] = position
         else:
             found[key] = value
+    logger.debug("%d distinct keys: %d cached, %d to compute", len(found) + len(missing),
+                 len(found), len(missing))
     if missing:
         computed = compute_missing(list(missing.values()))
         for key, value in zip(missing, computed, strict=True):
@@ -97,7 +100,7 @@ def _lookup_or_compute(keys, compute_missing, cache_dir=None):
     return np.stack([found[key] for key in keys])
 
 
-def image_features(encoder, X, cache_dir=None):
+def image_features(encoder, X, cache_dir=None, verbose=0):
     """Raw CLIP embeddings (n_images, D) of a sequence of images, through the cache."""
     sources = image_sources(X)
     keys = [("image", encoder.identity, source.digest) for source in sources]
@@ -106,11 +109,11 @@ def image_features(encoder, X, cache_dir=None):
         return encoder.preprocess(sources[position].load())
 
     return _lookup_or_compute(
-        keys, lambda positions: _encode(encoder, pixels_of, positions), cache_dir
+        keys, lambda positions: _encode(encoder, pixels_of, positions, verbose), cache_dir
     )
 
 
-def augmented_image_features(encoder, X, n_views, seed, cache_dir=None):
+def augmented_image_features(encoder, X, n_views, seed, cache_dir=None, verbose=0):
     """Embeddings of ``n_views`` augmented views of every image: (n_views, n_images, D).
 
     View ``v`` of an image is drawn from a seed derived from ``seed``, ``v``
@@ -133,12 +136,12 @@ def augmented_image_features(encoder, X, n_views, seed, cache_dir=None):
         return augment(decoded(source.index), view_seed)
 
     features = _lookup_or_compute(
-        keys, lambda positions: _encode(encoder, pixels_of, positions), cache_dir
+        keys, lambda positions: _encode(encoder, pixels_of, positions, verbose), cache_dir
     )
     return features.reshape(len(sources), n_views, -1).transpose(1, 0, 2)
 
 
-def _encode(encoder, pixels_of, positions):
+def _encode(encoder, pixels_of, positions, verbose=0):
     """Encode the images at ``positions`` in batches.
 
     Decoding and preprocessing run in worker threads (PIL and torch release
@@ -151,7 +154,8 @@ def _encode(encoder, pixels_of, positions):
                for start in range(0, len(positions), batch_size)]
     step = batch_size  # shrinks for good after an out-of-memory error
     chunks = []
-    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+    bar = progress(verbose, total=len(positions), desc="Encoding images", unit="img")
+    with bar, ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
         pending = [pool.submit(pixels_of, position) for position in batches[0]]
         for index in range(len(batches)):
             pixels = torch.stack([future.result() for future in pending])
@@ -165,6 +169,7 @@ def _encode(encoder, pixels_of, positions):
                 try:
                     chunks.append(encoder.encode_images(chunk))
                     done += len(chunk)
+                    bar.update(len(chunk))
                 except torch.cuda.OutOfMemoryError as exc:
                     if len(chunk) == 1:
                         raise MemoryError(

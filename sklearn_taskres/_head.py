@@ -99,7 +99,7 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         Seeds the batch order. Training on the CPU with a fixed seed is
         deterministic.
     verbose : int, default=0
-        Print the loss of every epoch when positive.
+        When positive, a progress bar on stderr shows the epochs and loss.
 
     Attributes
     ----------

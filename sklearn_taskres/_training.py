@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._progress import logger, progress
+
 WARMUP_LEARNING_RATE = 1e-5
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -146,8 +148,8 @@ def train_residual(
 
     step = 0
     loss_curve = []
-    for epoch, rate, epoch_features, batches in _epochs(
-        views, learning_rate, max_iter, batch_size, seed, device
+    for rate, epoch_features, batches in _epochs(
+        views, learning_rate, max_iter, batch_size, seed, device, verbose, loss_curve
     ):
         batch_losses = []
         for batch in batches:
@@ -177,8 +179,6 @@ def train_residual(
             denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(ADAM_EPS)
             residual.addcdiv_(exp_avg, denom, value=-rate / bias_correction1)
         loss_curve.append(torch.stack(batch_losses).mean().item())
-        if verbose:
-            print(f"Epoch {epoch + 1}/{max_iter}, loss = {loss_curve[-1]:.6f}")
     return residual.cpu().numpy(), loss_curve
 
 
@@ -242,8 +242,8 @@ def fit_parameter(
         [parameter], lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay
     )
     loss_curve = []
-    for epoch, rate, epoch_features, batches in _epochs(
-        views, learning_rate, max_iter, batch_size, seed, device
+    for rate, epoch_features, batches in _epochs(
+        views, learning_rate, max_iter, batch_size, seed, device, verbose, loss_curve
     ):
         for group in optimizer.param_groups:
             group["lr"] = float(rate)
@@ -255,8 +255,6 @@ def fit_parameter(
             optimizer.step()
             batch_losses.append(loss.detach())
         loss_curve.append(torch.stack(batch_losses).mean().item())
-        if verbose:
-            print(f"Epoch {epoch + 1}/{max_iter}, loss = {loss_curve[-1]:.6f}")
     return loss_curve
 
 
@@ -268,19 +266,27 @@ def _training_tensors(features, targets, device):
     return views, torch.tensor(targets, dtype=torch.long, device=device)
 
 
-def _epochs(views, learning_rate, max_iter, batch_size, seed, device):
-    """Yield ``(epoch, learning rate, features of the epoch, index batches)``.
+def _epochs(views, learning_rate, max_iter, batch_size, seed, device, verbose, loss_curve):
+    """Yield ``(learning rate, features of the epoch, index batches)`` for every epoch.
 
     With several views, each epoch takes one view per sample, drawn before
-    the batch order from the same generator.
+    the batch order from the same generator. The caller appends each epoch's
+    mean loss to ``loss_curve``; with ``verbose`` a progress bar shows it.
     """
     n_views, n_samples = views.shape[:2]
     generator = torch.Generator().manual_seed(seed)
-    for epoch, rate in enumerate(learning_rate_schedule(learning_rate, max_iter)):
-        if n_views == 1:
-            epoch_features = views[0]
-        else:
-            chosen = torch.randint(n_views, (n_samples,), generator=generator).to(device)
-            epoch_features = views[chosen, torch.arange(n_samples, device=device)]
-        batches = [batch.to(device) for batch in minibatches(n_samples, batch_size, generator)]
-        yield epoch, float(rate), epoch_features, batches
+    schedule = learning_rate_schedule(learning_rate, max_iter)
+    with progress(verbose, total=max_iter, desc="Training", unit="epoch") as bar:
+        for rate in schedule:
+            if n_views == 1:
+                epoch_features = views[0]
+            else:
+                chosen = torch.randint(n_views, (n_samples,), generator=generator).to(device)
+                epoch_features = views[chosen, torch.arange(n_samples, device=device)]
+            batches = [
+                batch.to(device) for batch in minibatches(n_samples, batch_size, generator)
+            ]
+            yield float(rate), epoch_features, batches
+            bar.set_postfix(loss=f"{loss_curve[-1]:.4f}", refresh=False)
+            bar.update()
+    logger.debug("trained %d epochs; final mean loss %.6f", max_iter, loss_curve[-1])
