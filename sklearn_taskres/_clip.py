@@ -283,14 +283,20 @@ def encoders_loaded():
 
 def register_model_config(name, config):
     """Register an open_clip model config (a dict) under ``name`` for this process."""
+    import hashlib
     import json
     import tempfile
 
     import open_clip
 
-    directory = Path(tempfile.mkdtemp(prefix="sklearn_taskres_config_"))
+    text = json.dumps(config, sort_keys=True)
+    # One folder per distinct config, reused by later calls and processes.
+    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    directory = Path(tempfile.gettempdir()) / "sklearn_taskres_configs" / digest
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    path.write_text(json.dumps(config))
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
     open_clip.add_model_config(path)
     return name
 

@@ -1,0 +1,440 @@
+"""Tests of the command line, ``sklearn-taskres`` / ``python -m sklearn_taskres``."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+from PIL import Image
+
+from sklearn_taskres import TaskResClassifier, WeightsUnavailableError, load_model
+from sklearn_taskres.cli import main
+from sklearn_taskres.testing import TINY_CLIP_CONFIG, TINY_CLIP_NAME
+
+COLOURS = {"green": (30, 200, 40), "light_blue": (150, 200, 250), "red": (220, 30, 30)}
+FOLDERS = sorted(COLOURS)
+N_PER_CLASS = 3
+
+
+def _write_images(folder, colour, n, seed):
+    rng = np.random.RandomState(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(n):
+        pixels = np.clip(np.add(colour, rng.randint(-30, 31, (32, 32, 3))), 0, 255)
+        # One upper-case suffix per class: suffixes match in any case.
+        suffix = ".PNG" if index == 0 else ".png"
+        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"img{index}{suffix}", "PNG")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A labelled image folder, the tiny model's config file and a model fitted on them."""
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    for seed, (folder, colour) in enumerate(COLOURS.items()):
+        _write_images(data / folder, colour, N_PER_CLASS, seed)
+    # Files fit and predict must skip: not images, and macOS metadata that PIL cannot read.
+    (data / "red" / "notes.txt").write_text("not an image")
+    (data / "red" / "._img0.png").write_bytes(b"\x00\x05\x16\x07 not a png")
+    (data / ".hidden").mkdir()
+    config = root / f"{TINY_CLIP_NAME}.json"
+    config.write_text(json.dumps(TINY_CLIP_CONFIG))
+    model = root / "model.joblib"
+    status = main(["--model-config", str(config), "fit", str(data), "-o", str(model),
+                   "--pretrained", "none", "--device", "cpu", "--epochs", "3"])
+    assert status == 0
+    return {"root": root, "data": data, "config": str(config), "model": model}
+
+
+@pytest.fixture
+def tiny(workspace):
+    """Options for the tiny random model on the CPU, --model-config after the command."""
+    return ["--model-config", workspace["config"], "--pretrained", "none", "--device", "cpu"]
+
+
+@pytest.fixture
+def fast(tiny):
+    """``tiny`` options and 3 epochs, for fit."""
+    return [*tiny, "--epochs", "3"]
+
+
+def run(capsys, *argv):
+    """Run the command line in-process; return (exit status, stdout, stderr)."""
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_error(err, match):
+    """One ``sklearn-taskres: error:`` line that contains ``match``, and no traceback."""
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert lines[-1].startswith("sklearn-taskres: error: "), err
+    assert match in lines[-1], err
+
+
+def image_folder(path, colours):
+    """A labelled folder with two images of every {folder: colour}."""
+    for seed, (folder, colour) in enumerate(colours.items()):
+        _write_images(path / folder, colour, 2, seed)
+    return path
+
+
+# ---------------------------------------------------------------- fit, predict, evaluate
+
+
+def test_fit_saves_a_classifier_of_the_folders(workspace):
+    """fit labels classes by folder name and prompts with underscores as spaces."""
+    classifier = joblib.load(workspace["model"])
+    assert isinstance(classifier, TaskResClassifier)
+    assert classifier.classes_.tolist() == FOLDERS
+    assert classifier.classnames == {
+        "green": "green", "light_blue": "light blue", "red": "red"
+    }
+    assert classifier.model == TINY_CLIP_NAME  # defaulted from --model-config
+    assert classifier.n_iter_ == 3
+
+
+def test_predict_csv_with_proba(workspace, capsys):
+    """predict --proba prints one CSV row per image with probabilities summing to 1."""
+    status, out, _ = run(capsys, "predict", workspace["model"], workspace["data"], "--proba",
+                         "--model-config", workspace["config"])
+    assert status == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["path", "label"] + [f"proba_{folder}" for folder in FOLDERS]
+    body = rows[1:]
+    assert len(body) == len(FOLDERS) * N_PER_CLASS
+    assert all(os.path.isfile(row[0]) and row[0].lower().endswith(".png") for row in body)
+    assert {row[1] for row in body} <= set(FOLDERS)
+    proba = np.array([[float(value) for value in row[2:]] for row in body])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert [FOLDERS[i] for i in proba.argmax(axis=1)] == [row[1] for row in body]
+
+
+def test_predict_json_matches_the_estimator(workspace, capsys):
+    """predict --format json gives the estimator's labels and probabilities per image."""
+    image = workspace["data"] / "red" / "img1.png"
+    status, out, _ = run(capsys, "predict", workspace["model"], image,
+                         workspace["data"] / "green", "--proba", "--format", "json")
+    assert status == 0
+    rows = json.loads(out)
+    assert rows[0]["path"] == str(image)
+    assert len(rows) == 1 + N_PER_CLASS
+    classifier = joblib.load(workspace["model"])
+    expected = classifier.predict_proba([row["path"] for row in rows])
+    assert [row["label"] for row in rows] == classifier.classes_.take(
+        expected.argmax(axis=1)).tolist()
+    for row, proba in zip(rows, expected, strict=True):
+        assert list(row["proba"]) == FOLDERS
+        assert sum(row["proba"].values()) == pytest.approx(1.0, abs=1e-5)
+        np.testing.assert_allclose(list(row["proba"].values()), proba, rtol=1e-5)
+
+
+def test_predict_csv_without_proba(workspace, capsys):
+    """Without --proba, predict prints the path and label columns only."""
+    status, out, _ = run(capsys, "predict", workspace["model"], workspace["data"] / "red")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert status == 0
+    assert rows[0] == ["path", "label"]
+    assert len(rows) == 1 + N_PER_CLASS and all(len(row) == 2 for row in rows)
+
+
+def test_evaluate_reports_accuracy_and_confusion_matrix(workspace, capsys):
+    """evaluate --json agrees with the estimator's score; the text report says the same."""
+    status, out, _ = run(capsys, "evaluate", workspace["model"], workspace["data"], "--json")
+    assert status == 0
+    report = json.loads(out)
+    classifier = joblib.load(workspace["model"])
+    paths = [workspace["data"] / folder / f"img{i}{'.PNG' if i == 0 else '.png'}"
+             for folder in FOLDERS for i in range(N_PER_CLASS)]
+    labels = [folder for folder in FOLDERS for _ in range(N_PER_CLASS)]
+    assert report["n_images"] == len(paths)
+    assert report["accuracy"] == pytest.approx(classifier.score(paths, labels))
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.sum() == len(paths)
+    assert matrix.trace() == round(report["accuracy"] * len(paths))
+    assert [entry["n_images"] for entry in report["per_class"]] == [N_PER_CLASS] * 3
+
+    status, text, _ = run(capsys, "evaluate", workspace["model"], workspace["data"])
+    assert status == 0
+    assert text.splitlines()[0].startswith(f"accuracy: {report['accuracy']:.4f} (")
+    assert "confusion matrix" in text and "light_blue" in text
+
+
+def test_zero_shot_is_the_text_classifier(workspace, capsys, tiny):
+    """zero-shot evaluates CLIP's text classifier (alpha 0) and saves it with -o."""
+    saved = workspace["root"] / "zero_shot.npz"
+    status, out, err = run(capsys, "zero-shot", workspace["data"], "--json", "-o", saved, *tiny)
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["n_images"] == len(FOLDERS) * N_PER_CLASS
+    classifier = load_model(saved)
+    assert classifier.alpha == 0 and classifier.head_.alpha_ == 0
+    assert classifier.classnames["light_blue"] == "light blue"
+    # Zero-shot logits are the cosine to the text base alone.
+    paths = [str(workspace["data"] / "green" / f"img{i}.png") for i in (1, 2)]
+    features = classifier._features(paths)
+    base = classifier.base_weights_ / np.linalg.norm(classifier.base_weights_, axis=1,
+                                                     keepdims=True)
+    expected = classifier.classes_.take((features @ base.T).argmax(axis=1))
+    assert classifier.predict(paths).tolist() == expected.tolist()
+
+    status, again, _ = run(capsys, "evaluate", saved, workspace["data"], "--json")
+    assert status == 0 and json.loads(again) == report
+
+
+@pytest.fixture
+def fit_calls(monkeypatch):
+    """Records the images and labels of every TaskResClassifier.fit."""
+    calls = []
+    original_fit = TaskResClassifier.fit
+
+    def recording_fit(self, X, y):
+        calls.append((list(X), list(y)))
+        return original_fit(self, X, y)
+
+    monkeypatch.setattr(TaskResClassifier, "fit", recording_fit)
+    return calls
+
+
+def test_shots_draws_one_image_per_class(workspace, capsys, fit_calls, fast):
+    """--shots 1 fits on one image of every class."""
+    output = workspace["root"] / "one_shot.joblib"
+    status, _, err = run(capsys, "fit", workspace["data"], "-o", output, "--shots", "1", *fast)
+    assert status == 0
+    [(X, y)] = fit_calls
+    assert sorted(y) == FOLDERS
+    assert [path.parent.name for path in X] == y
+    assert "on 3 images of 3 classes" in err
+    assert joblib.load(output).classes_.tolist() == FOLDERS
+
+
+def test_shots_uses_each_image_once_when_a_class_has_fewer(workspace, capsys, fit_calls, fast):
+    """A class with fewer images than --shots uses each of them once, with a note."""
+    output = workspace["root"] / "five_shot.joblib"
+    status, _, err = run(capsys, "fit", workspace["data"], "-o", output, "--shots", "5", *fast)
+    assert status == 0
+    [(X, _)] = fit_calls
+    assert len(X) == len(set(X)) == len(FOLDERS) * N_PER_CLASS
+    assert "fewer than --shots 5" in err
+
+
+def test_npz_round_trip(workspace, capsys, fast):
+    """fit -o MODEL.npz writes the pickle-free format; it predicts as the joblib model."""
+    npz = workspace["root"] / "model.npz"
+    status, _, _ = run(capsys, "fit", workspace["data"], "-o", npz, *fast)
+    assert status == 0 and zipfile.is_zipfile(npz)
+    assert load_model(npz).classes_.tolist() == FOLDERS
+
+    outputs = []
+    for model in (npz, workspace["model"]):
+        status, out, _ = run(capsys, "predict", model, workspace["data"], "--proba",
+                             "--format", "json")
+        assert status == 0
+        outputs.append(json.loads(out))
+    assert [row["label"] for row in outputs[0]] == [row["label"] for row in outputs[1]]
+    for a, b in zip(*outputs, strict=True):
+        np.testing.assert_allclose(list(a["proba"].values()), list(b["proba"].values()),
+                                   rtol=1e-5)
+
+
+def test_format_npz_keeps_the_file_name(workspace, capsys, fast):
+    """--format npz writes exactly the -o name, and predict reads it without pickle."""
+    output = workspace["root"] / "model.bin"
+    status, _, _ = run(capsys, "fit", workspace["data"], "-o", output, "--format", "npz", *fast)
+    assert status == 0 and output.is_file() and zipfile.is_zipfile(output)
+    status, out, _ = run(capsys, "predict", output, workspace["data"] / "red")
+    assert status == 0 and len(out.splitlines()) == 1 + N_PER_CLASS
+
+
+def test_classnames_file_and_templates(workspace, capsys, tmp_path, fast):
+    """--classnames-file renames listed folders only; --templates may repeat."""
+    names = tmp_path / "names.tsv"
+    names.write_text("# folder, name\nlight_blue\tsky blue\nred,crimson, deep\n\n")
+    output = tmp_path / "named.joblib"
+    status, _, err = run(capsys, "fit", workspace["data"], "-o", output, *fast,
+                         "--classnames-file", names, "--templates", "a {} square.",
+                         "--templates", "eurosat")
+    assert status == 0, err
+    classifier = joblib.load(output)
+    assert classifier.classnames == {
+        "green": "green", "light_blue": "sky blue", "red": "crimson, deep"
+    }
+    assert classifier.templates == ("a {} square.", "a centered satellite photo of {}.")
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "evaluate", "zero-shot"])
+def test_help_of_every_command(command, capsys):
+    """--help of every command prints its usage and exits with 0."""
+    status, out, _ = run(capsys, command, "--help")
+    assert status == 0
+    assert out.startswith(f"usage: sklearn-taskres {command}")
+    assert "--model-config" in out
+
+
+def test_help_without_command(capsys):
+    """The top-level --help lists the commands and the exit statuses."""
+    status, out, _ = run(capsys, "--help")
+    assert status == 0
+    assert all(command in out for command in ("fit", "predict", "evaluate", "zero-shot"))
+    assert "2 usage or input problem" in " ".join(out.split())
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_missing_directory(capsys, tmp_path):
+    """A missing DIR is an input error (2), worded as such."""
+    status, _, err = run(capsys, "fit", tmp_path / "nowhere", "-o", tmp_path / "m.joblib")
+    assert status == 2
+    assert_error(err, "which does not exist")
+
+
+def test_missing_model_file(workspace, capsys, tmp_path):
+    """A model file that does not exist is an input error (2)."""
+    status, _, err = run(capsys, "predict", tmp_path / "missing.joblib", workspace["data"])
+    assert status == 2
+    assert_error(err, "expected a model file written by 'sklearn-taskres fit'; got")
+
+
+def test_damaged_model_file(workspace, capsys, tmp_path):
+    """A file that is not a model is an input error (2), and a .npz is never unpickled."""
+    damaged = tmp_path / "model.npz"
+    joblib.dump({"not": "a model"}, damaged)
+    status, _, err = run(capsys, "evaluate", damaged, workspace["data"])
+    assert status == 2
+    assert_error(err, "cannot load the model file")
+
+
+def test_unreadable_image(workspace, capsys, tmp_path):
+    """An image file that cannot be decoded is an input error (2) naming the file."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"this is not a jpeg")
+    status, _, err = run(capsys, "predict", workspace["model"], broken)
+    assert status == 2
+    assert_error(err, f"cannot decode the image file {str(broken)!r}")
+
+
+def test_weights_unavailable(workspace, capsys, monkeypatch):
+    """WeightsUnavailableError is a runtime failure (1); --debug raises it."""
+
+    def unavailable(*args, **kwargs):
+        raise WeightsUnavailableError("the pretrained weights 'openai' are not cached\nat all")
+
+    monkeypatch.setattr("sklearn_taskres._classifier.load_encoder", unavailable)
+    argv = ["fit", workspace["data"], "-o", workspace["root"] / "never.joblib", "--device",
+            "cpu"]
+    status, _, err = run(capsys, *argv)
+    assert status == 1
+    assert_error(err, "the pretrained weights 'openai' are not cached at all On the command "
+                 "line: --pretrained /path/to/checkpoint.")
+    with pytest.raises(WeightsUnavailableError, match="not cached"):
+        main([str(arg) for arg in argv] + ["--debug"])
+
+
+def test_fewer_than_two_classes(capsys, tmp_path):
+    """A folder with one class folder is an input error (2)."""
+    data = image_folder(tmp_path / "data", {"red": (255, 0, 0)})
+    status, _, err = run(capsys, "zero-shot", data, "--pretrained", "none")
+    assert status == 2
+    assert_error(err, "expected at least 2 class folders")
+
+
+def test_folder_without_images(capsys, tmp_path):
+    """Class folders without any image file are an input error (2)."""
+    for folder in ("a", "b"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        (tmp_path / "data" / folder / "readme.txt").write_text("no images here")
+    status, _, err = run(capsys, "fit", tmp_path / "data", "-o", tmp_path / "m.joblib")
+    assert status == 2
+    assert_error(err, "expected image files")
+
+
+def test_predict_on_a_folder_without_images(workspace, capsys, tmp_path):
+    """A PATH folder without images is an input error (2)."""
+    status, _, err = run(capsys, "predict", workspace["model"], tmp_path)
+    assert status == 2
+    assert_error(err, f"in the folder {str(tmp_path)!r}; got none")
+
+
+def test_evaluate_on_unknown_classes(workspace, capsys, tmp_path):
+    """evaluate refuses class folders that are not labels of the model (2)."""
+    data = image_folder(tmp_path / "data", {"red": (255, 0, 0), "purple": (128, 0, 128)})
+    status, _, err = run(capsys, "evaluate", workspace["model"], data)
+    assert status == 2
+    assert_error(err, "got unknown folder(s) ['purple']")
+
+
+def test_joblib_format_with_npz_name(workspace, capsys):
+    """--format joblib with a .npz name fails before fitting (2)."""
+    status, _, err = run(capsys, "fit", workspace["data"], "-o", workspace["root"] / "x.npz",
+                         "--format", "joblib")
+    assert status == 2
+    assert_error(err, "without the .npz suffix for --format joblib")
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [("red\n", "expected 'folder<TAB>display name'"), ("blue\tnavy\n", "unknown folder(s)")],
+)
+def test_bad_classnames_file(workspace, capsys, tmp_path, content, match):
+    """A classnames file with a bad line or an unknown folder is an input error (2)."""
+    names = tmp_path / "names.txt"
+    names.write_text(content)
+    status, _, err = run(capsys, "fit", workspace["data"], "-o", tmp_path / "m.joblib",
+                         "--classnames-file", names)
+    assert status == 2
+    assert_error(err, match)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [(None, "which is not a file"), ("{not json", "to hold JSON"),
+     ('{"embed_dim": 32}', "without vision_cfg, text_cfg")],
+)
+def test_bad_model_config(workspace, capsys, tmp_path, content, match):
+    """A missing, malformed or incomplete --model-config is an input error (2)."""
+    config = tmp_path / "Broken.json"
+    if content is not None:
+        config.write_text(content)
+    status, _, err = run(capsys, "--model-config", config, "predict", workspace["model"],
+                         workspace["data"])
+    assert status == 2
+    assert_error(err, match)
+
+
+def test_usage_error(capsys):
+    """An invalid option value is a usage error (2) from argparse."""
+    status, _, err = run(capsys, "fit", "data", "-o", "m.joblib", "--shots", "0")
+    assert status == 2
+    assert "sklearn-taskres fit: error: argument --shots: expected an integer >= 1" in err
+
+
+# ---------------------------------------------------------------- python -m sklearn_taskres
+
+
+def test_python_m_runs_the_command_line(workspace):
+    """python -m sklearn_taskres runs --help and a real command in fresh processes."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    command = [sys.executable, "-m", "sklearn_taskres"]
+    # Both at once: most of each run is importing torch.
+    runs = [
+        subprocess.Popen(command + ["--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env, text=True),
+        subprocess.Popen(command + ["--model-config", workspace["config"], "predict",
+                                    str(workspace["model"]), str(workspace["data"] / "red"),
+                                    "--format", "json", "--device", "cpu"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True),
+    ]
+    (help_out, _), (predict_out, predict_err) = (run.communicate(timeout=120) for run in runs)
+    assert runs[0].returncode == 0
+    assert help_out.startswith("usage: sklearn-taskres")
+    assert runs[1].returncode == 0, predict_err
+    rows = json.loads(predict_out)
+    assert len(rows) == N_PER_CLASS and {row["label"] for row in rows} <= set(FOLDERS)
