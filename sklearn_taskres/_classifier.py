@@ -163,6 +163,11 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         The raw template-mean text embeddings ``t``.
     residual_ : ndarray of shape (n_classes, n_features)
         The learned task residual ``x``.
+    alpha_ : float
+        The residual scale the residual was trained with.
+    residual_norms_ : ndarray of shape (n_classes,)
+        ``||alpha_ * residual_[k]||`` per class: how far each class moved from
+        CLIP's zero-shot classifier (see :mod:`sklearn_taskres.diagnostics`).
     logit_scale_ : float
         The model's ``exp(logit_scale)`` (100 for OpenAI weights).
     n_iter_ : int
@@ -372,9 +377,14 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         self.classes_ = head.classes_
         self.base_weights_ = head.base_weights_
         self.residual_ = head.residual_
+        self.alpha_ = head.alpha_
         self.logit_scale_ = head.logit_scale_
         self.n_iter_ = head.n_iter_
         self.loss_curve_ = head.loss_curve_
+
+    @property
+    def residual_norms_(self):
+        return self.head_.residual_norms_
 
     def _classes_and_names(self, y):
         labels, names = _label_space(self.classnames)

@@ -112,6 +112,8 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     alpha_ : float
         The residual scale the residual was trained with; predictions use it,
         so ``set_params(alpha=...)`` takes effect at the next fit.
+    residual_norms_ : ndarray of shape (n_classes,)
+        ``||alpha_ * residual_[k]||`` per class.
     logit_scale_ : float
         The temperature used.
     n_iter_ : int
@@ -279,6 +281,11 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         # float64 logits: with a scale of 100 the probabilities of unlikely
         # classes underflow float32 and their log-probabilities would be -inf.
         return self.logit_scale_ * cosines.astype(np.float64)
+
+    @property
+    def residual_norms_(self):
+        check_is_fitted(self, "residual_")
+        return np.linalg.norm(self.alpha_ * self.residual_.astype(np.float64), axis=1)
 
     def restrict_classes(self, classes):
         """A fitted copy of the head that only knows a subset of its classes.

@@ -213,3 +213,17 @@ def test_restrict_classes_rejects_unknown_and_repeated_labels():
         head.restrict_classes([0, 7])
     with pytest.raises(ValueError, match="expected distinct classes"):
         head.restrict_classes([1, 1])
+
+
+def test_residual_norms_are_the_scaled_residual_norms():
+    base, X, y = blobs(noise=1.0)
+    noisy_base = base + 1.5 * np.random.RandomState(1).normal(size=base.shape)
+    head = TaskResHead(noisy_base, alpha=0.3, learning_rate=1e-2, max_iter=10, device="cpu",
+                       random_state=0).fit(X, y)
+    expected = np.linalg.norm(0.3 * head.residual_.astype(np.float64), axis=1)
+    assert expected.min() > 1e-3
+    np.testing.assert_allclose(head.residual_norms_, expected, rtol=1e-12)
+    small = head.restrict_classes([2, 0])
+    np.testing.assert_allclose(small.residual_norms_, head.residual_norms_[[2, 0]])
+    with pytest.raises(NotFittedError):
+        TaskResHead().residual_norms_  # noqa: B018
