@@ -24,5 +24,21 @@ def tiny_checkpoint(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture
+def encoded_rows(monkeypatch):
+    """Counts the images that go through the image encoder."""
+    from sklearn_taskres._clip import ClipEncoder
+
+    counter = {"rows": 0}
+    encode = ClipEncoder.encode_images
+
+    def counting(self, pixels):
+        counter["rows"] += len(pixels)
+        return encode(self, pixels)
+
+    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
+    return counter
+
+
+@pytest.fixture
 def pil_image():
     return Image.fromarray(make_images(1, seed=123)[0])

@@ -5,22 +5,9 @@ from helpers import make_dataset
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_taskres import TaskResClassifier
-from sklearn_taskres._clip import ClipEncoder, load_encoder
+from sklearn_taskres._clip import load_encoder
 from sklearn_taskres._features import augmented_image_features, image_features
 from sklearn_taskres._training import train_residual
-
-
-@pytest.fixture
-def encoded_rows(monkeypatch):
-    counter = {"rows": 0}
-    encode = ClipEncoder.encode_images
-
-    def counting(self, pixels):
-        counter["rows"] += len(pixels)
-        return encode(self, pixels)
-
-    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
-    return counter
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_taskres import TaskResClassifier
-from sklearn_taskres._clip import ClipEncoder, encoders_loaded, load_encoder
+from sklearn_taskres._clip import encoders_loaded, load_encoder
 
 NAMES = ["red", "green", "blue"]
 
@@ -37,19 +37,6 @@ def data():
     images, y = make_dataset(n_per_class=6, n_classes=3, seed=0)
     return images, y
 
-
-@pytest.fixture
-def encoded_rows(monkeypatch):
-    """Counts the images that go through the image encoder."""
-    counter = {"rows": 0}
-    encode = ClipEncoder.encode_images
-
-    def counting(self, pixels):
-        counter["rows"] += len(pixels)
-        return encode(self, pixels)
-
-    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
-    return counter
 
 
 def test_is_a_classifier(make_clf):

@@ -5,27 +5,13 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 import torch
 from helpers import make_dataset, make_images
 
 from sklearn_taskres import TaskResClassifier
-from sklearn_taskres._clip import ClipEncoder, load_encoder
+from sklearn_taskres._clip import load_encoder
 from sklearn_taskres._disk_cache import DiskCache
 from sklearn_taskres._features import FEATURES, image_features
-
-
-@pytest.fixture
-def encoded_rows(monkeypatch):
-    counter = {"rows": 0}
-    encode = ClipEncoder.encode_images
-
-    def counting(self, pixels):
-        counter["rows"] += len(pixels)
-        return encode(self, pixels)
-
-    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
-    return counter
 
 
 def entries(directory):

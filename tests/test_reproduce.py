@@ -8,7 +8,6 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
 from sklearn_taskres import TaskResHead, reproduce
-from sklearn_taskres._clip import ClipEncoder
 from sklearn_taskres._coop import FEW_SHOT_DATASETS, DatasetLayoutError, load_dataset
 from sklearn_taskres._features import FEATURES
 from sklearn_taskres.reproduce import fit_linear_probe, format_table, main, plan_draws
@@ -64,19 +63,6 @@ def model_config(tmp_path):
     path.write_text(json.dumps(TINY_CLIP_CONFIG))
     return path
 
-
-@pytest.fixture
-def encoded_rows(monkeypatch):
-    """Counts the images that go through the image encoder."""
-    counter = {"rows": 0}
-    encode = ClipEncoder.encode_images
-
-    def counting(self, pixels):
-        counter["rows"] += len(pixels)
-        return encode(self, pixels)
-
-    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
-    return counter
 
 
 def harness_args(root, output, config, *extra):

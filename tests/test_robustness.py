@@ -21,18 +21,6 @@ def make_clf(tiny_model):
     return make
 
 
-@pytest.fixture
-def encoded_rows(monkeypatch):
-    counter = {"rows": 0}
-    encode = ClipEncoder.encode_images
-
-    def counting(self, pixels):
-        counter["rows"] += len(pixels)
-        return encode(self, pixels)
-
-    monkeypatch.setattr(ClipEncoder, "encode_images", counting)
-    return counter
-
 
 @pytest.mark.parametrize("labels, match", [
     ([0, None, 1], r"got None at y\[1\]"),

@@ -1,0 +1,43 @@
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+RATIOS = {
+    "residual_training": "1. residual training",
+    "fit_vs_official": "2. fit",
+    "grid_search_vs_fit": "3. grid search",
+    "predict_vs_encoder": "4. predict",
+    "taskres_vs_logistic": "5. TaskRes vs LogisticRegression",
+}
+
+
+def test_tiny_benchmark_prints_every_ratio_and_writes_them_to_json(tmp_path):
+    """The tiny configuration runs offline, prints the five ratios and writes them as JSON."""
+    output = tmp_path / "results.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # One torch thread: on a busy machine, two threads on two cores wait on each other.
+    command = [sys.executable, str(BENCHMARK), "--config", "tiny", "--repeats", "1",
+               "--threads", "1", "--json", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for title in RATIOS.values():
+        assert f"[tiny] {title}" in result.stdout
+    assert "same residual:" in result.stdout
+    assert "EXTRAPOLATED linearly" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if line.startswith("config"))
+    for stage in ("load", "text", "decode", "encode", "train", "predict"):
+        assert stage in header
+
+    results = json.loads(output.read_text())
+    assert results["config"] == "tiny" and results["device"] == "cpu"
+    assert {"date", "device_name", "torch", "breakdown"} <= results.keys()
+    ratios = results["ratios"]["tiny"]
+    assert set(ratios) == set(RATIOS)
+    for entry in ratios.values():
+        assert isinstance(entry["ratio"], float)
+        assert math.isfinite(entry["ratio"]) and entry["ratio"] > 0
