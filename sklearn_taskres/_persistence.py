@@ -127,6 +127,17 @@ def load_model(path):
     -------
     estimator : TaskResClassifier or TaskResHead
         The fitted estimator, predicting as the saved one did.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sklearn_taskres import TaskResHead, save_model, load_model
+    >>> X = np.random.RandomState(1).normal(size=(12, 4)); y = ["a", "b", "c"] * 4
+    >>> path = os.path.join(tempfile.mkdtemp(), "head.npz")
+    >>> save_model(TaskResHead(max_iter=2, device="cpu").fit(X, y), path)
+    >>> head = load_model(path)
+    >>> head.classes_.tolist(), head.n_features_in_
+    (['a', 'b', 'c'], 4)
     """
     from ._classifier import TaskResClassifier, _as_label_array
     from ._head import TaskResHead

@@ -60,6 +60,16 @@ def save_tiny_checkpoint(path, name=TINY_CLIP_NAME):
     Returns
     -------
     path : pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from sklearn_taskres import TaskResClassifier
+    >>> from sklearn_taskres.testing import register_tiny_clip, save_tiny_checkpoint
+    >>> path = save_tiny_checkpoint(os.path.join(tempfile.mkdtemp(), "tiny.safetensors"))
+    >>> clf = TaskResClassifier(["a", "b"], model=register_tiny_clip(), pretrained=str(path))
+    >>> path.suffix
+    '.safetensors'
     """
     register_tiny_clip(name)
     return save_checkpoint(name, path)
