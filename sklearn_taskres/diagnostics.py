@@ -36,12 +36,6 @@ def _fitted_head(estimator):
     return estimator.head_ if isinstance(estimator, TaskResClassifier) else estimator
 
 
-def _scaled_residual_and_base(estimator):
-    head = _fitted_head(estimator)
-    residual = head.alpha_ * np.asarray(head.residual_, dtype=np.float64)
-    return residual, np.asarray(head.base_weights_, dtype=np.float64)
-
-
 def residual_norms(estimator):
     """L2 norm of the scaled task residual ``alpha_ * residual_`` of every class.
 
@@ -88,8 +82,7 @@ def residual_norms(estimator):
     >>> bool(np.allclose(norms, np.linalg.norm(head.alpha_ * head.residual_, axis=1)))
     True
     """
-    residual, _ = _scaled_residual_and_base(estimator)
-    return np.linalg.norm(residual, axis=1)
+    return _fitted_head(estimator).residual_norms_
 
 
 def relative_residual_magnitude_per_class(estimator):
@@ -146,9 +139,10 @@ def relative_residual_magnitude_per_class(estimator):
     >>> (magnitudes > 0.01).tolist()
     [False, False, True, True]
     """
-    residual, base = _scaled_residual_and_base(estimator)
+    head = _fitted_head(estimator)
+    base_norms = np.linalg.norm(head.base_weights_.astype(np.float64), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.linalg.norm(residual, axis=1) / np.linalg.norm(base, axis=1)
+        return head.residual_norms_ / base_norms
 
 
 def relative_residual_magnitude(estimator):
