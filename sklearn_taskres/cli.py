@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _argtypes
+
 PROG = "sklearn-taskres"
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -648,36 +650,6 @@ def _zero_shot(args):
 # ---------------------------------------------------------------- parser
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32); got {text!r}")
-    return value
-
-
 def _float(low, low_inclusive):
     def parse(text):
         try:
@@ -790,16 +762,16 @@ def build_parser():
     fit.add_argument("--learning-rate", type=_float(0, False), default=2e-3,
                      help="peak learning rate of Adam (default: 2e-3; the paper uses 2e-4 "
                      "on ImageNet)")
-    fit.add_argument("--epochs", type=_positive_int, default=None,
+    fit.add_argument("--epochs", type=_argtypes.positive_int, default=None,
                      help="training epochs (default: 100 with --shots up to 4, else 200, as in "
                      "the paper)")
-    fit.add_argument("--shots", type=_positive_int, default=None, metavar="K",
+    fit.add_argument("--shots", type=_argtypes.positive_int, default=None, metavar="K",
                      help="train on K images per class, drawn at random with --seed (a class "
                      "with fewer uses all of them once; default: all images)")
-    fit.add_argument("--augment-views", type=_non_negative_int, default=0, metavar="V",
+    fit.add_argument("--augment-views", type=_argtypes.non_negative_int, default=0, metavar="V",
                      help="train on V augmented views of every image (random resized crop and "
                      "flip, encoded once; default: 0, the plain evaluation crop)")
-    fit.add_argument("--seed", type=_seed, default=0,
+    fit.add_argument("--seed", type=_argtypes.seed, default=0,
                      help="seed of the --shots draw, the batch order and the views (default: 0)")
     fit.set_defaults(handler=_fit)
 

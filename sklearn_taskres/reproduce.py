@@ -77,6 +77,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from . import _argtypes
 from ._clip import load_encoder, register_model_config
 from ._coop import (
     ALL_DATASETS,
@@ -637,27 +638,6 @@ def format_table(records, shots_list, datasets):
 # ---------------------------------------------------------------- command line
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text}")
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text}")
-    return value
-
-
-def _seed(text):
-    value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32); got {text}")
-    return value
-
-
 def build_parser():
     """The argument parser of ``python -m sklearn_taskres.reproduce``."""
     parser = argparse.ArgumentParser(
@@ -677,16 +657,17 @@ def build_parser():
                         "weights (default openai)")
     parser.add_argument("--model-config", type=Path, default=None,
                         help="a JSON open_clip model config to register, named after the file")
-    parser.add_argument("--shots", nargs="+", type=_positive_int, default=[1, 2, 4, 8, 16],
+    parser.add_argument("--shots", nargs="+", type=_argtypes.positive_int,
+                        default=[1, 2, 4, 8, 16],
                         help="training images per class (default 1 2 4 8 16)")
-    parser.add_argument("--seeds", nargs="+", type=_seed, default=[1, 2, 3],
+    parser.add_argument("--seeds", nargs="+", type=_argtypes.seed, default=[1, 2, 3],
                         help="seeds of the few-shot draws and of training (default 1 2 3)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--output", type=Path, default=Path("taskres-results"),
                         help="folder for results and cached features (default ./taskres-results)")
-    parser.add_argument("--epochs", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=_argtypes.positive_int, default=None,
                         help="TaskRes epochs for every run (default: 100 up to 4 shots, else 200)")
-    parser.add_argument("--augment-views", type=_non_negative_int, default=0, metavar="V",
+    parser.add_argument("--augment-views", type=_argtypes.non_negative_int, default=0, metavar="V",
                         help="train TaskRes on V augmented views of every training image "
                         "(random resized crop + flip, encoded once and cached; one view per "
                         "image each epoch); the linear probe and zero-shot CLIP stay on the "
