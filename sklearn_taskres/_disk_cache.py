@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-_MAGIC = b"TRF1"
+# The first bytes of a file name the dtype of its payload.
+_MAGICS = {b"TRF1": np.dtype(np.float32), b"TRH1": np.dtype(np.float16)}
+_MAGIC_SIZE = 4
 _CHECKSUM_SIZE = 16
 
 
 class DiskCache:
-    """Feature vectors (float32, 1-d) on disk under ``directory``, keyed by any repr-able key."""
+    """1-d feature vectors (float32 or float16) under ``directory``, keyed by any repr-able key."""
 
     def __init__(self, directory):
         self.directory = Path(directory).expanduser()
@@ -35,26 +37,29 @@ class DiskCache:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        header = len(_MAGIC) + _CHECKSUM_SIZE
+        header = _MAGIC_SIZE + _CHECKSUM_SIZE
         payload = data[header:]
+        dtype = _MAGICS.get(data[:_MAGIC_SIZE])
         valid = (
-            data[: len(_MAGIC)] == _MAGIC
-            and len(payload) % 4 == 0
-            and data[len(_MAGIC) : header] == _checksum(payload)
+            dtype is not None
+            and len(payload) % dtype.itemsize == 0
+            and data[_MAGIC_SIZE:header] == _checksum(payload)
         )
         if not valid:
             path.unlink(missing_ok=True)
             return None
-        return np.frombuffer(payload, dtype=np.float32).copy()
+        return np.frombuffer(payload, dtype=dtype).copy()
 
     def put(self, key, value):
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = np.ascontiguousarray(value, dtype=np.float32).tobytes()
+        value = np.ascontiguousarray(value)
+        magic = next(magic for magic, dtype in _MAGICS.items() if dtype == value.dtype)
+        payload = value.tobytes()
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(descriptor, "wb") as file:
-                file.write(_MAGIC + _checksum(payload) + payload)
+                file.write(magic + _checksum(payload) + payload)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

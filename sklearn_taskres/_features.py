@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from ._config import get_config
 from ._disk_cache import DiskCache
 from ._images import image_sources
 from ._progress import logger, progress
 
-DEFAULT_MAX_BYTES = 2 * 1024**3
 IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
 TEXT_BATCH_SIZE = 256
 DECODE_WORKERS = min(8, os.cpu_count() or 1)
@@ -29,7 +29,7 @@ DECODE_WORKERS = min(8, os.cpu_count() or 1)
 class FeatureCache:
     """A thread-safe LRU mapping of keys to feature vectors, bounded in bytes."""
 
-    def __init__(self, max_bytes=DEFAULT_MAX_BYTES):
+    def __init__(self, max_bytes):
         self.max_bytes = max_bytes
         self._entries = OrderedDict()
         self._nbytes = 0
@@ -37,6 +37,11 @@ class FeatureCache:
 
     def __len__(self):
         return len(self._entries)
+
+    @property
+    def nbytes(self):
+        """Bytes held by the cached vectors."""
+        return self._nbytes
 
     def get(self, key):
         with self._lock:
@@ -52,9 +57,18 @@ class FeatureCache:
                 self._nbytes -= old.nbytes
             self._entries[key] = value
             self._nbytes += value.nbytes
-            while self._nbytes > self.max_bytes and len(self._entries) > 1:
-                _, evicted = self._entries.popitem(last=False)
-                self._nbytes -= evicted.nbytes
+            self._evict(keep=1)
+
+    def shrink_to(self, max_bytes):
+        """Set the bound and drop the least recently used entries beyond it."""
+        with self._lock:
+            self.max_bytes = max_bytes
+            self._evict(keep=0)
+
+    def _evict(self, keep):
+        while self._nbytes > self.max_bytes and len(self._entries) > keep:
+            _, evicted = self._entries.popitem(last=False)
+            self._nbytes -= evicted.nbytes
 
     def clear(self):
         with self._lock:
@@ -62,7 +76,18 @@ class FeatureCache:
             self._nbytes = 0
 
 
-FEATURES = FeatureCache()
+FEATURES = FeatureCache(get_config()["feature_cache_bytes"])
+
+
+def clear_feature_cache():
+    """Forget every feature cached in memory by this process (``cache_dir`` is left alone).
+
+    Examples
+    --------
+    >>> import sklearn_taskres
+    >>> sklearn_taskres.clear_feature_cache()
+    """
+    FEATURES.clear()
 
 
 def _lookup_or_compute(keys, compute_missing, cache_dir=None):
@@ -72,6 +97,9 @@ def _lookup_or_compute(keys, compute_missing, cache_dir=None):
     Results are gathered in a local dict so that eviction during a large call
     never loses a row of that call.
     """
+    dtype = np.dtype(get_config()["feature_cache_dtype"])
+    if dtype != np.float32:  # rounded features are other entries
+        keys = [(*key, dtype.name) for key in keys]
     disk = DiskCache(cache_dir) if cache_dir is not None else None
     found = {}
     missing = {}
@@ -92,12 +120,12 @@ def _lookup_or_compute(keys, compute_missing, cache_dir=None):
     if missing:
         computed = compute_missing(list(missing.values()))
         for key, value in zip(missing, computed, strict=True):
-            value = np.array(value, dtype=np.float32)
+            value = np.array(value, dtype=dtype)
             FEATURES.put(key, value)
             if disk is not None:
                 disk.put(key, value)
             found[key] = value
-    return np.stack([found[key] for key in keys])
+    return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
 
 def image_features(encoder, X, cache_dir=None, verbose=0):

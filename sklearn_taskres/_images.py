@@ -7,6 +7,9 @@ An image is a PIL image (any mode), a path to an image file (str or
 
 import hashlib
 import os
+import stat
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -130,13 +133,14 @@ def _describe(index, item):
         return ImageSource(index, "pil", item, digest)
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
-        if not path.exists():
-            raise FileNotFoundError(f"X[{index}]: no such image file: {str(item)!r}")
-        if not path.is_file():
-            raise ValueError(
-                f"X[{index}]: expected an image file; got the directory {str(item)!r}"
-            )
-        return ImageSource(index, "path", path, _digest(b"file", path.read_bytes()))
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"X[{index}]: no such image file: {str(item)!r}") from None
+        if not stat.S_ISREG(status.st_mode):
+            kind = "directory" if stat.S_ISDIR(status.st_mode) else "special file"
+            raise ValueError(f"X[{index}]: expected an image file; got the {kind} {str(item)!r}")
+        return ImageSource(index, "path", path, _file_digest(path, status))
     if isinstance(item, np.ndarray):
         shape_ok = item.ndim == 2 or (item.ndim == 3 and item.shape[2] in _ARRAY_CHANNELS)
         if item.dtype != np.uint8 or not shape_ok:
@@ -158,6 +162,34 @@ def _describe(index, item):
         f"X[{index}]: expected a PIL image, a path or a uint8 array; "
         f"got {type(item).__name__}{hint}"
     )
+
+
+# File digests by file identity and stamp: a grid search hashes every file once.
+_FILE_DIGESTS = {}
+_FILE_DIGESTS_LOCK = threading.Lock()
+_FILE_DIGESTS_MAX = 2**16
+_SETTLED_SECONDS = 2.0
+
+
+def _file_digest(path, status):
+    """The content digest of a file, remembered while its size and timestamps stay the same.
+
+    As in git's index, a file modified in the last ``_SETTLED_SECONDS`` is
+    not remembered: it may still change within the resolution of its
+    file system's timestamps.
+    """
+    stamp = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+             status.st_ctime_ns)
+    with _FILE_DIGESTS_LOCK:
+        digest = _FILE_DIGESTS.get(stamp)
+    if digest is None:
+        digest = _digest(b"file", path.read_bytes())
+        if time.time() - max(status.st_mtime, status.st_ctime) > _SETTLED_SECONDS:
+            with _FILE_DIGESTS_LOCK:
+                if len(_FILE_DIGESTS) >= _FILE_DIGESTS_MAX:
+                    del _FILE_DIGESTS[next(iter(_FILE_DIGESTS))]  # the oldest entry
+                _FILE_DIGESTS[stamp] = digest
+    return digest
 
 
 def _digest(*parts):

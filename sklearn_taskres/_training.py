@@ -112,11 +112,21 @@ def train_residual(
     """Learn the task residual ``x`` of TaskRes with the official recipe.
 
     The same optimisation as autograd and ``torch.optim.Adam`` on
-    :func:`residual_logits` (see :func:`fit_parameter`), written out: the
-    gradient of the cross-entropy through the normalised classifier is derived
-    by hand and Adam updates its buffers in place. That saves the autograd
-    graph and most allocations of every step, which is what a step costs when
-    the matrices are small.
+    :func:`residual_logits` (see :func:`fit_parameter`), written out. With
+    small matrices a step costs its number of operations, not its FLOPs, so
+    the step is arranged to do as few as possible:
+
+    - the gradient of the cross-entropy through the normalised classifier is
+      derived by hand, with the radial part computed from the logits
+      (n_classes x batch) rather than from the classifier (n_classes x D);
+    - Adam updates its buffers in place, and nothing of size n_classes x D
+      is allocated per step except the gradient;
+    - every epoch's batch order is drawn up front and moved to the device
+      once; the losses stay on the device until the end;
+    - when the whole set is one batch (``n_samples < batch_size``), the
+      random order of the epoch cannot change the mean gradient, so the
+      features are used as they lie instead of being gathered. Results then
+      differ from the shuffled loop by float rounding only.
 
     Parameters
     ----------
@@ -139,46 +149,62 @@ def train_residual(
         Mean training loss of every epoch.
     """
     views, targets = _training_tensors(features, targets, device)
+    plan = _TrainingPlan(views, max_iter, batch_size, seed)
+    flat_views = views.flatten(0, 1)  # row v * n_samples + i is view v of sample i
+    one_hot = F.one_hot(targets, len(base)).T.contiguous().float()  # (n_classes, n_samples)
+
     base = torch.tensor(base, dtype=torch.float32, device=device)
     residual = torch.zeros_like(base)
     exp_avg = torch.zeros_like(base)
     exp_avg_sq = torch.zeros_like(base)
     classifier = torch.empty_like(base)
+    denom = torch.empty_like(base)
+    batch_features = torch.empty(plan.batch_size, views.shape[2], device=device)
+    losses = torch.zeros(max_iter, device=device)
     beta1, beta2 = ADAM_BETAS
+    batch = plan.batch_size
+    radial_factor = -alpha / (batch * logit_scale**2)
 
     step = 0
-    loss_curve = []
-    for rate, epoch_features, batches in _epochs(
-        views, learning_rate, max_iter, batch_size, seed, device, verbose, loss_curve
-    ):
-        batch_losses = []
-        for batch in batches:
+    for epoch, rate in _epochs(learning_rate, max_iter, verbose, losses, plan.epoch_size):
+        epoch_loss = losses[epoch]
+        for rows, samples in plan.batches(epoch, shuffled=False):
             step += 1
-            image = epoch_features[batch]
-            labels = targets[batch]
-            torch.add(base, residual, alpha=alpha, out=classifier)
-            norms = classifier.norm(dim=1, keepdim=True).clamp_min_(1e-12)
-            unit = classifier / norms
-            log_proba = torch.mm(image, unit.T).mul_(logit_scale).log_softmax(dim=1)
-            batch_losses.append(-log_proba.gather(1, labels[:, None]).mean())
+            if rows is None:  # the whole set, one view, in sample order
+                image = views[0]
+            else:
+                image = torch.index_select(flat_views, 0, rows, out=batch_features)
+            labels = one_hot if samples is None else one_hot.index_select(1, samples)
 
-            # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / batch
-            grad_logits = log_proba.exp_()
-            grad_logits[torch.arange(len(labels), device=device), labels] -= 1.0
-            grad_unit = torch.mm(grad_logits.T, image).mul_(logit_scale / len(labels))
-            # Through the row normalisation: remove the radial part, divide by the norm.
-            radial = (grad_unit * unit).sum(dim=1, keepdim=True)
-            grad = grad_unit.sub_(unit.mul_(radial)).div_(norms).mul_(alpha)
+            # Logits, transposed: (n_classes, batch). z = scale * cos(c_k, f_i).
+            torch.add(base, residual, alpha=alpha, out=classifier)
+            norm = torch.linalg.vector_norm(classifier, dim=1, keepdim=True)
+            scale = norm.clamp_min_(1e-12).reciprocal_().mul_(logit_scale)  # s / |c_k|
+            logits = torch.mm(classifier, image.T).mul_(scale)
+            log_proba = logits.log_softmax(dim=0)
+            epoch_loss.sub_(torch.vdot(log_proba.view(-1), labels.view(-1)))
+
+            # With G = softmax - one_hot, the mean loss has gradient s/B * G @ F
+            # in the unit classifier u_k = c_k / |c_k|; through the
+            # normalisation, d/dc_k = (g_k - (g_k . u_k) u_k) / |c_k|, where
+            # g_k . u_k = sum_i G[k, i] z[k, i] / B needs no (K, D) product.
+            grad_logits = log_proba.exp_().sub_(labels)
+            radial = torch.mul(grad_logits, logits, out=logits).sum(dim=1, keepdim=True)
+            grad_logits.mul_(scale)
+            grad = torch.mm(grad_logits, image).mul_(alpha / batch)
+            # (g_k . u_k) u_k / |c_k| = (g_k . u_k) c_k / |c_k|^2, and 1/|c_k|^2 = (scale/s)^2.
+            grad.addcmul_(classifier, radial.mul_(scale.square_()), value=radial_factor)
             grad.add_(residual, alpha=weight_decay)
 
-            # torch.optim.Adam's update (coupled weight decay above), in place.
+            # torch.optim.Adam's update (coupled weight decay above), in place;
+            # sqrt(v / bc2) + eps is written (sqrt(v) + eps sqrt(bc2)) / sqrt(bc2).
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            bias_correction1 = 1 - beta1**step
-            bias_correction2 = 1 - beta2**step
-            denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(ADAM_EPS)
-            residual.addcdiv_(exp_avg, denom, value=-rate / bias_correction1)
-        loss_curve.append(torch.stack(batch_losses).mean().item())
+            root_bias_correction2 = math.sqrt(1 - beta2**step)
+            torch.sqrt(exp_avg_sq, out=denom).add_(ADAM_EPS * root_bias_correction2)
+            step_size = rate * root_bias_correction2 / (1 - beta1**step)
+            residual.addcdiv_(exp_avg, denom, value=-step_size)
+    loss_curve = (losses / plan.epoch_size).tolist()
     return residual.cpu().numpy(), loss_curve
 
 
@@ -238,24 +264,22 @@ def fit_parameter(
     every epoch.
     """
     views, targets = _training_tensors(features, targets, device)
+    plan = _TrainingPlan(views, max_iter, batch_size, seed)
+    flat_views = views.flatten(0, 1)
     optimizer = torch.optim.Adam(
         [parameter], lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay
     )
-    loss_curve = []
-    for rate, epoch_features, batches in _epochs(
-        views, learning_rate, max_iter, batch_size, seed, device, verbose, loss_curve
-    ):
+    losses = torch.zeros(max_iter, device=device)
+    for epoch, rate in _epochs(learning_rate, max_iter, verbose, losses, plan.n_batches):
         for group in optimizer.param_groups:
-            group["lr"] = float(rate)
-        batch_losses = []
-        for batch in batches:
-            loss = F.cross_entropy(logits(epoch_features[batch]), targets[batch])
+            group["lr"] = rate
+        for rows, samples in plan.batches(epoch, shuffled=True):
+            loss = F.cross_entropy(logits(flat_views[rows]), targets[samples])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            batch_losses.append(loss.detach())
-        loss_curve.append(torch.stack(batch_losses).mean().item())
-    return loss_curve
+            losses[epoch] += loss.detach()
+    return (losses / plan.n_batches).tolist()
 
 
 def _training_tensors(features, targets, device):
@@ -266,27 +290,56 @@ def _training_tensors(features, targets, device):
     return views, torch.tensor(targets, dtype=torch.long, device=device)
 
 
-def _epochs(views, learning_rate, max_iter, batch_size, seed, device, verbose, loss_curve):
-    """Yield ``(learning rate, features of the epoch, index batches)`` for every epoch.
+class _TrainingPlan:
+    """The batches of every epoch, drawn up front on the CPU and moved to the device once.
 
-    With several views, each epoch takes one view per sample, drawn before
-    the batch order from the same generator. The caller appends each epoch's
-    mean loss to ``loss_curve``; with ``verbose`` a progress bar shows it.
+    Each epoch draws, from one generator seeded with ``seed``, first the view
+    of every sample (with several views), then the batch order (see
+    :func:`minibatches`): a seed gives the same batches on every device.
+    Batches address the views flattened to (n_views * n_samples, D).
     """
-    n_views, n_samples = views.shape[:2]
-    generator = torch.Generator().manual_seed(seed)
-    schedule = learning_rate_schedule(learning_rate, max_iter)
+
+    def __init__(self, views, max_iter, batch_size, seed):
+        n_views, n_samples = views.shape[:2]
+        device = views.device
+        generator = torch.Generator().manual_seed(seed)
+        chosen, orders = [], []
+        for _ in range(max_iter):
+            if n_views > 1:
+                chosen.append(torch.randint(n_views, (n_samples,), generator=generator))
+            orders.append(torch.stack(minibatches(n_samples, batch_size, generator)))
+        self.orders = torch.stack(orders).to(device)  # (max_iter, n_batches, batch)
+        self.n_batches, self.batch_size = self.orders.shape[1:]
+        self.epoch_size = self.n_batches * self.batch_size
+        self.whole = self.epoch_size == n_samples
+        if n_views == 1:
+            self.view_rows = None
+            self.rows = self.orders
+        else:
+            # Row of the flattened views that holds sample i's view in each epoch.
+            self.view_rows = torch.stack(chosen).to(device) * n_samples
+            self.view_rows += torch.arange(n_samples, device=device)
+            self.rows = self.view_rows.gather(1, self.orders.flatten(1)).view_as(self.orders)
+
+    def batches(self, epoch, *, shuffled):
+        """``(rows, samples)`` of every batch of ``epoch``.
+
+        ``rows`` index the flattened views and ``samples`` the targets. Unless
+        ``shuffled``, a batch that holds the whole set comes in sample order
+        (``samples`` is None, and so is ``rows`` with one view).
+        """
+        if self.whole and not shuffled:
+            rows = None if self.view_rows is None else self.view_rows[epoch]
+            return [(rows, None)]
+        return zip(self.rows[epoch], self.orders[epoch], strict=True)
+
+
+def _epochs(learning_rate, max_iter, verbose, losses, divisor):
+    """Yield ``(epoch, learning rate)``; a progress bar shows ``losses[epoch] / divisor``."""
     with progress(verbose, total=max_iter, desc="Training", unit="epoch") as bar:
-        for rate in schedule:
-            if n_views == 1:
-                epoch_features = views[0]
-            else:
-                chosen = torch.randint(n_views, (n_samples,), generator=generator).to(device)
-                epoch_features = views[chosen, torch.arange(n_samples, device=device)]
-            batches = [
-                batch.to(device) for batch in minibatches(n_samples, batch_size, generator)
-            ]
-            yield float(rate), epoch_features, batches
-            bar.set_postfix(loss=f"{loss_curve[-1]:.4f}", refresh=False)
+        for epoch, rate in enumerate(learning_rate_schedule(learning_rate, max_iter)):
+            yield epoch, float(rate)
+            if not bar.disable:  # reading the loss waits for the device
+                bar.set_postfix(loss=f"{losses[epoch].item() / divisor:.4f}", refresh=False)
             bar.update()
-    logger.debug("trained %d epochs; final mean loss %.6f", max_iter, loss_curve[-1])
+    logger.debug("trained %d epochs; final mean loss %.6f", max_iter, losses[-1] / divisor)

@@ -1,8 +1,13 @@
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import make_images
 from PIL import Image
 
+from sklearn_taskres import _images
 from sklearn_taskres._images import image_sources
 
 
@@ -64,6 +69,46 @@ def test_digests_follow_content_not_identity(tmp_path):
     before = image_sources([path])[0].digest
     Image.fromarray(b).save(path)
     assert image_sources([path])[0].digest != before
+
+
+def _age(path, seconds):
+    """Set the file's access and modification times ``seconds`` into the past."""
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_settled_files_are_hashed_once_until_they_change(tmp_path, monkeypatch):
+    """A settled file is read once; rewriting it (same size) is noticed."""
+    monkeypatch.setattr(_images, "_SETTLED_SECONDS", -1.0)  # ctime cannot be set back
+    reads = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    a, b = make_images(2, seed=4)
+    path = tmp_path / "img.bmp"  # BMP: same pixel size, same file size
+    Image.fromarray(a).save(path)
+    _age(path, 100)
+    first = image_sources([path, str(path)])
+    assert first[0].digest == first[1].digest
+    assert image_sources([path])[0].digest == first[0].digest
+    assert len(reads) == 1
+
+    Image.fromarray(b).save(path)
+    _age(path, 50)
+    assert path.stat().st_size == first[0].item.stat().st_size
+    assert image_sources([path])[0].digest != first[0].digest
+    assert len(reads) == 2
+
+
+def test_a_file_written_just_now_is_hashed_every_time(tmp_path, monkeypatch):
+    """Timestamps may be coarse: a file modified seconds ago could change unnoticed."""
+    reads = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    path = tmp_path / "img.png"
+    Image.fromarray(make_images(1, seed=5)[0]).save(path)
+    image_sources([path])
+    image_sources([path])
+    assert len(reads) == 2
 
 
 def test_missing_file_names_index_and_path(tmp_path):
