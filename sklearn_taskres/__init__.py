@@ -1,13 +1,26 @@
-"""TaskRes (Task Residual for Tuning Vision-Language Models) as scikit-learn estimators."""
+"""TaskRes (Task Residual for Tuning Vision-Language Models) as scikit-learn estimators.
 
-from ._classifier import TaskResClassifier
-from ._clip import WeightsUnavailableError
-from ._config import config_context, get_config, set_config
-from ._features import clear_feature_cache
-from ._head import TaskResHead
-from ._persistence import load_model, save_model
+The public names are imported on first use, so that ``import sklearn_taskres``
+and ``sklearn-taskres --help`` do not wait for torch and scikit-learn.
+"""
+
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .fewshot import sample_few_shot
+
+_EXPORTS = {
+    "TaskResClassifier": "._classifier",
+    "TaskResHead": "._head",
+    "WeightsUnavailableError": "._clip",
+    "clear_feature_cache": "._features",
+    "config_context": "._config",
+    "get_config": "._config",
+    "load_model": "._persistence",
+    "sample_few_shot": ".fewshot",
+    "save_model": "._persistence",
+    "set_config": "._config",
+}
 
 __all__ = [
     "TaskResClassifier",
@@ -22,3 +35,24 @@ __all__ = [
     "set_config",
     "__version__",
 ]
+
+if TYPE_CHECKING:  # for static analysis; at run time, __getattr__ imports on demand
+    from ._classifier import TaskResClassifier
+    from ._clip import WeightsUnavailableError
+    from ._config import config_context, get_config, set_config
+    from ._features import clear_feature_cache
+    from ._head import TaskResHead
+    from ._persistence import load_model, save_model
+    from .fewshot import sample_few_shot
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

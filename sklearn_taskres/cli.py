@@ -855,8 +855,6 @@ def main(argv=None):
         0 on success, 1 for a runtime failure, 2 for a usage or input problem,
         130 when interrupted (see the module docstring).
     """
-    from ._clip import WeightsUnavailableError
-
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
@@ -873,6 +871,8 @@ def main(argv=None):
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        from ._clip import WeightsUnavailableError  # torch: imported once there is work
+
         status = _exit_status(exc)
         if args.debug or status is None:
             raise

@@ -438,3 +438,29 @@ def test_python_m_runs_the_command_line(workspace):
     assert runs[1].returncode == 0, predict_err
     rows = json.loads(predict_out)
     assert len(rows) == N_PER_CLASS and {row["label"] for row in rows} <= set(FOLDERS)
+
+
+def test_help_and_import_do_not_wait_for_torch():
+    """`import sklearn_taskres` and `--help` import neither torch nor scikit-learn."""
+    code = (
+        "import sys\n"
+        "import sklearn_taskres\n"
+        "from sklearn_taskres.cli import main\n"
+        "assert main(['--help']) == 0 and main(['fit', '--help']) == 0\n"
+        "heavy = sorted({'torch', 'sklearn', 'open_clip'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+        "assert 'TaskResClassifier' in dir(sklearn_taskres)\n"
+        "assert sklearn_taskres.TaskResClassifier.__name__ == 'TaskResClassifier'\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "usage: sklearn-taskres" in result.stdout
+
+
+def test_unknown_attributes_of_the_package_are_named():
+    import sklearn_taskres
+
+    with pytest.raises(AttributeError, match="has no attribute 'TaskResClassifer'"):
+        sklearn_taskres.TaskResClassifer  # noqa: B018

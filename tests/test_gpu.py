@@ -12,13 +12,14 @@ from sklearn_taskres import TaskResClassifier, TaskResHead
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def test_head_trains_on_cuda_like_on_cpu():
+@pytest.mark.parametrize("batch_size", [128, 1024])  # minibatches; the whole set
+def test_head_trains_on_cuda_like_on_cpu(batch_size):
     """Same batches on both devices: the residuals agree up to float rounding (TF32 off)."""
     rng = np.random.RandomState(0)
     base = rng.normal(size=(5, 64)).astype(np.float32)
     y = rng.randint(0, 5, 600)
     X = base[y] + rng.normal(size=(600, 64)).astype(np.float32)
-    params = dict(max_iter=20, batch_size=128, random_state=0)
+    params = dict(max_iter=20, batch_size=batch_size, random_state=0)
     cpu = TaskResHead(base, device="cpu", **params).fit(X, y)
     cuda = TaskResHead(base, device="cuda", **params).fit(X, y)
     assert isinstance(cuda.residual_, np.ndarray)
@@ -34,3 +35,20 @@ def test_classifier_fitted_on_cuda_predicts_on_cpu(tiny_model):
     on_cpu = pickle.loads(payload).set_params(device="cpu")
     np.testing.assert_allclose(on_cpu.predict_proba(images), clf.predict_proba(images),
                                rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [64, 512])
+def test_views_train_on_cuda_like_on_cpu(batch_size):
+    """Several views: the view drawn for each sample is the same on both devices."""
+    from sklearn_taskres._training import train_residual
+
+    rng = np.random.RandomState(1)
+    base = rng.normal(size=(7, 32)).astype(np.float32)
+    y = rng.randint(0, 7, 300)
+    views = (base[y] + 2 * rng.normal(size=(3, 300, 32))).astype(np.float32)
+    recipe = dict(alpha=0.5, logit_scale=50.0, learning_rate=5e-3, max_iter=15,
+                  batch_size=batch_size, weight_decay=5e-4, seed=4)
+    cpu, cpu_losses = train_residual(views, y, base, device=torch.device("cpu"), **recipe)
+    cuda, cuda_losses = train_residual(views, y, base, device=torch.device("cuda"), **recipe)
+    np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(cuda_losses, cpu_losses, rtol=1e-4)

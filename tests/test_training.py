@@ -40,17 +40,22 @@ def test_residual_equals_a_plain_reference_loop():
     assert len(losses) == 30 and losses[-1] < losses[0]
 
 
+@pytest.mark.parametrize("batch_size", [64, 512])  # minibatches; the whole set in one
 @pytest.mark.parametrize("n_views", [1, 3])
-def test_hand_derived_step_equals_autograd_and_torch_adam(n_views):
-    """Minibatches, several views: the lean step follows autograd + torch.optim.Adam."""
+def test_hand_derived_step_equals_autograd_and_torch_adam(n_views, batch_size):
+    """Minibatches or not, several views: the lean step follows autograd + torch Adam.
+
+    With the whole set in one batch, the lean step skips the shuffle (the
+    mean gradient does not depend on the order) and autograd does not.
+    """
     from sklearn_taskres._training import fit_parameter, residual_logits
 
     rng = np.random.RandomState(0)
     base = rng.normal(size=(7, 16)).astype(np.float32)
     targets = rng.randint(0, 7, 300)
     features = (base[targets] + 2 * rng.normal(size=(n_views, 300, 16))).astype(np.float32)
-    recipe = dict(learning_rate=5e-3, max_iter=12, batch_size=64, weight_decay=5e-4, seed=3,
-                  device=torch.device("cpu"))
+    recipe = dict(learning_rate=5e-3, max_iter=12, batch_size=batch_size, weight_decay=5e-4,
+                  seed=3, device=torch.device("cpu"))
     lean, lean_losses = train_residual(features, targets, base, alpha=0.7, logit_scale=30.0,
                                        **recipe)
     base_t = torch.tensor(base)
