@@ -311,7 +311,7 @@ class _TrainingPlan:
         self.orders = torch.stack(orders).to(device)  # (max_iter, n_batches, batch)
         self.n_batches, self.batch_size = self.orders.shape[1:]
         self.epoch_size = self.n_batches * self.batch_size
-        self.whole = self.epoch_size == n_samples
+        self.whole = self.n_batches == 1 and self.batch_size == n_samples
         if n_views == 1:
             self.view_rows = None
             self.rows = self.orders

@@ -40,7 +40,8 @@ def test_residual_equals_a_plain_reference_loop():
     assert len(losses) == 30 and losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("batch_size", [64, 512])  # minibatches; the whole set in one
+# Minibatches and a dropped rest; minibatches that cover the set; the whole set in one.
+@pytest.mark.parametrize("batch_size", [64, 100, 512])
 @pytest.mark.parametrize("n_views", [1, 3])
 def test_hand_derived_step_equals_autograd_and_torch_adam(n_views, batch_size):
     """Minibatches or not, several views: the lean step follows autograd + torch Adam.
