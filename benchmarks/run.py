@@ -5,7 +5,7 @@ compute as real weights and needs no download. Images are synthetic JPEG files
 written to a temporary folder.
 
 The script prints one table, the time of every stage of an end-to-end use
-(model load, text encoding, decode, encode, train, predict), then five ratios.
+(model load, text encoding, decode, encode, train, predict), then six ratios.
 Each ratio compares two variants measured side by side in the same run: the
 repetitions are interleaved (in alternating order) and the ratio is the median
 of the per-repetition ratios, so that a slow spell of a shared machine hits
@@ -18,7 +18,8 @@ both variants alike.
    training image in every epoch;
 3. ``GridSearchCV`` over 5 alphas x 5 folds against one fit on the same images;
 4. ``predict`` throughput against the raw encoder on the same images;
-5. TaskRes against ``LogisticRegression`` on the same features (accuracy, time).
+5. TaskRes against ``LogisticRegression`` on the same features (accuracy, time);
+6. one fit against one pass of decode + encode over its images.
 
 Run ``python benchmarks/run.py --help`` for the options; benchmarks/README.md
 explains the configurations, the targets and a result.
@@ -59,6 +60,7 @@ from sklearn_taskres._features import (  # noqa: E402
     DECODE_WORKERS,
     FEATURES,
     IMAGE_BATCH_SIZE,
+    image_features,
 )
 from sklearn_taskres._images import image_sources  # noqa: E402
 from sklearn_taskres._templates import resolve_templates, text_base  # noqa: E402
@@ -99,6 +101,7 @@ RATIO_TITLES = {
     "grid_search_vs_fit": "3. grid search",
     "predict_vs_encoder": "4. predict",
     "taskres_vs_logistic": "5. TaskRes vs LogisticRegression",
+    "fit_vs_encoding": "6. fit vs encoding",
 }
 
 
@@ -717,12 +720,39 @@ def ratio_logistic(config, model, data, repeats, device):
 # ---------------------------------------------------------------- running and reporting
 
 
+def ratio_fit_vs_encoding(config, model, data, repeats, device):
+    """Ratio 6: one fit against one pass of decode + encode over its images, both cache cold."""
+    estimator = classifier(config, model, data, device)
+    encoder = load_encoder(model, device)
+
+    def fit():
+        FEATURES.clear()
+        return clone(estimator).fit(data.fit_paths, data.fit_labels)
+
+    def encode():
+        FEATURES.clear()
+        return image_features(encoder, data.fit_paths)
+
+    seconds, _ = side_by_side({"fit": fit, "encode": encode}, repeats, device)
+    return ratio_entry(
+        paired_ratio(seconds["fit"], seconds["encode"]),
+        "slow-down: fit seconds / seconds of one decode + encode pass over the same images",
+        ("<=", 1.25),
+        seconds,
+        model=model,
+        n_images=len(data.fit_paths),
+        n_prompts=len(data.names) * len(data.templates),
+        epochs=config.epochs,
+    )
+
+
 RATIO_FUNCTIONS = {
     "residual_training": ratio_residual_training,
     "fit_vs_official": ratio_fit,
     "grid_search_vs_fit": ratio_grid_search,
     "predict_vs_encoder": ratio_predict,
     "taskres_vs_logistic": ratio_logistic,
+    "fit_vs_encoding": ratio_fit_vs_encoding,
 }
 
 
@@ -815,12 +845,22 @@ def _logistic_lines(logistic, times):
     ]
 
 
+def _encoding_lines(entry, times):
+    return [
+        f", one fit vs one decode + encode pass over its images ({entry['model']}, "
+        f"{entry['n_images']} images, {entry['n_prompts']} prompts, {entry['epochs']} epochs, "
+        f"cache cold): {entry['ratio']:.2f}x the time (fit {times['fit']:.2f} s, encode "
+        f"{times['encode']:.2f} s)  {mark(entry)}",
+    ]
+
+
 RATIO_LINES = {
     "residual_training": _training_lines,
     "fit_vs_official": _fit_lines,
     "grid_search_vs_fit": _grid_lines,
     "predict_vs_encoder": _predict_lines,
     "taskres_vs_logistic": _logistic_lines,
+    "fit_vs_encoding": _encoding_lines,
 }
 
 

@@ -79,8 +79,40 @@ class ClipEncoder:
     def encode_text(self, prompts):
         """Raw (unnormalised) text embeddings of a list of prompts -> (n, D) float32."""
         tokens = self.tokenizer(list(prompts)).to(self.device)
-        with self._text_lock, self._autocast():
+        with self._text_lock, self._autocast(), self._cut_context(tokens) as tokens:
             return self.model.encode_text(tokens).float().cpu().numpy()
+
+    @contextlib.contextmanager
+    def _cut_context(self, tokens):
+        """``tokens`` cut after the batch's last end-of-text token, and the model cut to match.
+
+        In CLIP's text tower the attention is causal and the output is read
+        at the end-of-text token, the token of highest id ("argmax"
+        pooling): what follows it in the context never reaches the output.
+        Prompts fill about 10 of the 77 positions, so the cut saves most of
+        the tower's work. Inside the block the model's positional embedding
+        and causal mask are cut to the same length (callers hold
+        ``_text_lock``); other text towers get the tokens unchanged.
+        """
+        model = self.model
+        length = int(tokens.argmax(dim=-1).max()) + 1
+        cuttable = (
+            type(model).__name__ == "CLIP"
+            and getattr(model, "text_pool_type", None) == "argmax"
+            and getattr(model, "attn_mask", None) is not None
+            and length < tokens.shape[1]
+        )
+        if not cuttable:
+            yield tokens
+            return
+        positions, mask = model.positional_embedding, model.attn_mask
+        model.positional_embedding = torch.nn.Parameter(positions[:length], requires_grad=False)
+        model.attn_mask = mask[:length, :length]
+        try:
+            yield tokens[:, :length]
+        finally:
+            model.positional_embedding = positions
+            model.attn_mask = mask
 
     @property
     def text_projection(self):
@@ -106,7 +138,7 @@ class ClipEncoder:
         """
         self.text_projection  # noqa: B018 (raises for towers it does not apply to)
         tokens = self.tokenizer(list(prompts)).to(self.device)
-        with self._text_lock, self._autocast():
+        with self._text_lock, self._autocast(), self._cut_context(tokens) as tokens:
             projection = self.model.text_projection
             self.model.text_projection = None
             try:

@@ -13,11 +13,12 @@ RATIOS = {
     "grid_search_vs_fit": "3. grid search",
     "predict_vs_encoder": "4. predict",
     "taskres_vs_logistic": "5. TaskRes vs LogisticRegression",
+    "fit_vs_encoding": "6. fit vs encoding",
 }
 
 
 def test_tiny_benchmark_prints_every_ratio_and_writes_them_to_json(tmp_path):
-    """The tiny configuration runs offline, prints the five ratios and writes them as JSON."""
+    """The tiny configuration runs offline, prints the six ratios and writes them as JSON."""
     output = tmp_path / "results.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     # One torch thread: on a busy machine, two threads on two cores wait on each other.

@@ -115,3 +115,68 @@ def test_unknown_tag_lists_the_known_ones(tiny_model):
 def test_checkpoint_directory_is_rejected(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="expected pretrained to be a checkpoint file"):
         load_encoder(tiny_model, str(tmp_path), CPU)
+
+
+class _RecordingTextTower:
+    """Wraps ``model.encode_text`` to record the token shapes it receives."""
+
+    def __init__(self, model, monkeypatch):
+        self.shapes = []
+        encode_text = model.encode_text
+
+        def recording(tokens, *args, **kwargs):
+            self.shapes.append(tuple(tokens.shape))
+            return encode_text(tokens, *args, **kwargs)
+
+        monkeypatch.setattr(model, "encode_text", recording)
+
+
+PROMPTS = ["a photo of a cat.", "a photo of a very large dog.", "a bird."]
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_text_is_encoded_up_to_the_last_end_of_text_only(tiny_model, monkeypatch, pooled):
+    """Padding after the end-of-text token is cut; the features equal the full context's."""
+    encoder = load_encoder(tiny_model, None, torch.device("cpu"))
+    model = encoder.model
+    tokens = encoder.tokenizer(PROMPTS)
+    with torch.inference_mode():
+        if pooled:
+            projection = model.text_projection
+            model.text_projection = None
+        try:
+            expected = model.encode_text(tokens).numpy()
+        finally:
+            if pooled:
+                model.text_projection = projection
+    positions, mask = model.positional_embedding, model.attn_mask
+    tower = _RecordingTextTower(model, monkeypatch)
+    encode = encoder.encode_text_pooled if pooled else encoder.encode_text
+    np.testing.assert_allclose(encode(PROMPTS), expected, rtol=1e-5, atol=1e-6)
+    longest = int(tokens.argmax(dim=-1).max()) + 1
+    assert tower.shapes == [(len(PROMPTS), longest)] and longest < tokens.shape[1]
+    assert model.positional_embedding is positions and model.attn_mask is mask
+
+
+def test_the_text_tower_is_restored_after_an_error(tiny_model, monkeypatch):
+    encoder = load_encoder(tiny_model, None, torch.device("cpu"))
+    model = encoder.model
+    positions, mask = model.positional_embedding, model.attn_mask
+
+    def failing(tokens, *args, **kwargs):
+        assert model.positional_embedding.shape[0] == tokens.shape[1]
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(model, "encode_text", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        encoder.encode_text(PROMPTS)
+    assert model.positional_embedding is positions and model.attn_mask is mask
+
+
+def test_other_text_pooling_gets_the_full_context(tiny_model, monkeypatch):
+    """Without argmax pooling, what follows the end-of-text token may matter: no cut."""
+    encoder = load_encoder(tiny_model, None, torch.device("cpu"))
+    monkeypatch.setattr(encoder.model, "text_pool_type", "last")
+    tower = _RecordingTextTower(encoder.model, monkeypatch)
+    encoder.encode_text(PROMPTS)
+    assert tower.shapes == [(len(PROMPTS), encoder.model.context_length)]
