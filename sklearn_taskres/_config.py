@@ -42,8 +42,8 @@ def set_config(feature_cache_bytes=None, feature_cache_dtype=None):
     feature_cache_bytes : int, default=None
         Bound on the memory of the in-process feature cache (2 GiB at
         start). The least recently used features are dropped beyond it,
-        at once when the bound shrinks. 0 keeps only the features of the
-        call in progress.
+        at once when the bound shrinks. With 0, the cache keeps no more
+        than the last feature vector between calls.
     feature_cache_dtype : {"float32", "float16"}, default=None
         How features are kept in the caches, in memory and in ``cache_dir``
         ("float32" at start). "float16" halves their memory and disk space.

@@ -16,6 +16,7 @@ import numpy as np
 
 # The first bytes of a file name the dtype of its payload.
 _MAGICS = {b"TRF1": np.dtype(np.float32), b"TRH1": np.dtype(np.float16)}
+_MAGIC_OF = {dtype: magic for magic, dtype in _MAGICS.items()}
 _MAGIC_SIZE = 4
 _CHECKSUM_SIZE = 16
 
@@ -54,7 +55,7 @@ class DiskCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         value = np.ascontiguousarray(value)
-        magic = next(magic for magic, dtype in _MAGICS.items() if dtype == value.dtype)
+        magic = _MAGIC_OF[value.dtype]
         payload = value.tobytes()
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:

@@ -123,7 +123,7 @@ def train_residual(
       is allocated per step except the gradient;
     - every epoch's batch order is drawn up front and moved to the device
       once; the losses stay on the device until the end;
-    - when the whole set is one batch (``n_samples < batch_size``), the
+    - when the whole set is one batch (``n_samples <= batch_size``), the
       random order of the epoch cannot change the mean gradient, so the
       features are used as they lie instead of being gathered. Results then
       differ from the shuffled loop by float rounding only.
