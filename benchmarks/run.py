@@ -54,11 +54,10 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
 import sklearn_taskres  # noqa: E402
-from sklearn_taskres import TaskResClassifier, TaskResHead  # noqa: E402
+from sklearn_taskres import TaskResClassifier, TaskResHead, clear_feature_cache  # noqa: E402
 from sklearn_taskres import _clip as clip_adapter  # noqa: E402
 from sklearn_taskres._features import (  # noqa: E402
     DECODE_WORKERS,
-    FEATURES,
     IMAGE_BATCH_SIZE,
     image_features,
 )
@@ -435,7 +434,7 @@ def breakdown(config, model, data, repeats, device):
             seconds[stage].append(elapsed)
         if fitted is None:
             fitted = classifier(config, model, data, device).fit(data.fit_paths, data.fit_labels)
-        FEATURES.clear()
+        clear_feature_cache()
         elapsed, _ = timed(functools.partial(fitted.predict, data.predict_paths), device)
         seconds["predict"].append(elapsed)
     return {
@@ -459,7 +458,7 @@ def breakdown_once(config, model, data, device):
     sources = image_sources(data.fit_paths)
     warm_up(encoder, [encoder.preprocess(sources[0].load())] * 2)
 
-    FEATURES.clear()
+    clear_feature_cache()
     seconds["text"], _ = timed(
         lambda: text_base(encoder, data.text_names, data.templates), device)
 
@@ -580,16 +579,16 @@ def ratio_fit(config, model, data, repeats, device):
     text_seconds = []
 
     def ours():
-        FEATURES.clear()
+        clear_feature_cache()
         classifier(config, model, data, device, config.official_epochs).fit(
             data.fit_paths, data.fit_labels)
 
     def ours_recipe():
-        FEATURES.clear()
+        clear_feature_cache()
         classifier(config, model, data, device).fit(data.fit_paths, data.fit_labels)
 
     def official():
-        FEATURES.clear()
+        clear_feature_cache()
         text_seconds.append(official_fit(encoder, data, epochs=config.official_epochs,
                                          learning_rate=config.learning_rate, device=device))
 
@@ -621,12 +620,12 @@ def ratio_grid_search(config, model, data, repeats, device):
     clone(estimator).set_params(max_iter=1).fit(data.fit_paths[:4], data.fit_labels[:4])
 
     def grid_search():
-        FEATURES.clear()
+        clear_feature_cache()
         search = GridSearchCV(estimator, {"alpha": list(GRID_ALPHAS)}, cv=GRID_FOLDS)
         return search.fit(data.fit_paths, data.fit_labels)
 
     def one_fit():
-        FEATURES.clear()
+        clear_feature_cache()
         return clone(estimator).fit(data.fit_paths, data.fit_labels)
 
     seconds, _ = side_by_side({"grid_search": grid_search, "one_fit": one_fit}, repeats, device)
@@ -652,7 +651,7 @@ def ratio_predict(config, model, data, repeats, device):
     batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
 
     def predict():
-        FEATURES.clear()
+        clear_feature_cache()
         return fitted.predict(paths)
 
     def raw_encoder():
@@ -726,11 +725,11 @@ def ratio_fit_vs_encoding(config, model, data, repeats, device):
     encoder = load_encoder(model, device)
 
     def fit():
-        FEATURES.clear()
+        clear_feature_cache()
         return clone(estimator).fit(data.fit_paths, data.fit_labels)
 
     def encode():
-        FEATURES.clear()
+        clear_feature_cache()
         return image_features(encoder, data.fit_paths)
 
     seconds, _ = side_by_side({"fit": fit, "encode": encode}, repeats, device)

@@ -18,7 +18,7 @@ import torch
 
 from ._config import get_config
 from ._disk_cache import DiskCache
-from ._images import image_sources
+from ._images import forget_file_digests, image_sources
 from ._progress import logger, progress
 
 IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
@@ -80,7 +80,10 @@ FEATURES = FeatureCache(get_config()["feature_cache_bytes"])
 
 
 def clear_feature_cache():
-    """Forget every feature cached in memory by this process (``cache_dir`` is left alone).
+    """Forget the features and file digests held in memory by this process.
+
+    The next use of every image and prompt then reads and hashes it again
+    and encodes it (or reads it from ``cache_dir``, which is left alone).
 
     Examples
     --------
@@ -88,6 +91,7 @@ def clear_feature_cache():
     >>> sklearn_taskres.clear_feature_cache()
     """
     FEATURES.clear()
+    forget_file_digests()
 
 
 def _lookup_or_compute(keys, compute_missing, cache_dir=None):

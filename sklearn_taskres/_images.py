@@ -171,6 +171,12 @@ _FILE_DIGESTS_MAX = 2**16
 _SETTLED_SECONDS = 2.0
 
 
+def forget_file_digests():
+    """Drop the remembered file digests: every file is read and hashed again."""
+    with _FILE_DIGESTS_LOCK:
+        _FILE_DIGESTS.clear()
+
+
 def _file_digest(path, status):
     """The content digest of a file, remembered while its size and timestamps stay the same.
 

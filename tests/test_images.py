@@ -7,6 +7,7 @@ import pytest
 from helpers import make_images
 from PIL import Image
 
+import sklearn_taskres
 from sklearn_taskres import _images
 from sklearn_taskres._images import image_sources
 
@@ -91,12 +92,15 @@ def test_settled_files_are_hashed_once_until_they_change(tmp_path, monkeypatch):
     assert first[0].digest == first[1].digest
     assert image_sources([path])[0].digest == first[0].digest
     assert len(reads) == 1
+    sklearn_taskres.clear_feature_cache()  # forgets the digests too
+    assert image_sources([path])[0].digest == first[0].digest
+    assert len(reads) == 2
 
     Image.fromarray(b).save(path)
     _age(path, 50)
     assert path.stat().st_size == first[0].item.stat().st_size
     assert image_sources([path])[0].digest != first[0].digest
-    assert len(reads) == 2
+    assert len(reads) == 3
 
 
 def test_a_file_written_just_now_is_hashed_every_time(tmp_path, monkeypatch):
