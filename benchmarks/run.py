@@ -139,8 +139,8 @@ class Config:
     n_predict: int  # images of the predict column and of ratio 4
     epochs: int  # epochs of every fit (the official recipe: 200 for 16 shots)
     official_epochs: int  # epochs of the measured official loop (ratio 2)
-    training: FeatureTask  # ratio 1
-    comparison: FeatureTask  # ratio 5
+    training: FeatureTask = None  # ratio 1
+    comparison: FeatureTask = None  # ratio 5
     learning_rate: float = 2e-3  # of every fit on images
     needs_cuda: bool = False  # real-size models: too slow for a CPU
     notes: tuple = field(default_factory=tuple)
@@ -195,8 +195,6 @@ CONFIGS = {
         n_predict=0,
         epochs=200,
         official_epochs=0,
-        training=FeatureTask(n_classes=1, per_class=1, n_features=1, noise=0.0),
-        comparison=FeatureTask(n_classes=1, per_class=1, n_features=1, noise=0.0),
         ratios=("grid_search_vs_fit",),
         breakdown=False,
         in_all=False,
