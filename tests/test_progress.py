@@ -57,7 +57,7 @@ def test_importing_flips_no_global_torch_flags():
         "import torch; before = (torch.backends.cudnn.benchmark, "
         "torch.backends.cuda.matmul.allow_tf32, torch.get_num_threads(), "
         "torch.is_grad_enabled(), torch.get_default_dtype()); "
-        "import sklearn_taskres; after = (torch.backends.cudnn.benchmark, "
+        "from sklearn_taskres import *; after = (torch.backends.cudnn.benchmark, "
         "torch.backends.cuda.matmul.allow_tf32, torch.get_num_threads(), "
         "torch.is_grad_enabled(), torch.get_default_dtype()); "
         "assert before == after, (before, after); print('same')"
