@@ -10,12 +10,22 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from ._clip import PRECISIONS, load_encoder, resolve_precision
+from ._clip import (
+    PRECISIONS,
+    custom_model_config,
+    ensure_model_config,
+    load_encoder,
+    resolve_precision,
+)
 from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, check_missing_labels, encode_labels
 from ._persistence import VersionedStateMixin
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
+
+
+#: Key of the open_clip config of a custom ``model`` in the pickled state.
+_MODEL_CONFIG_KEY = "_open_clip_config"
 
 
 def _label_space(classnames):
@@ -481,6 +491,20 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return self.head_.predict_log_proba(self._features(X))
+
+    def __getstate__(self):
+        # A config registered with open_clip.add_model_config exists only in
+        # this process: the pickle carries it to joblib's and Ray's workers,
+        # to a later run and to another machine.
+        state = super().__getstate__()
+        state[_MODEL_CONFIG_KEY] = custom_model_config(state.get("model"))
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        config = state.pop(_MODEL_CONFIG_KEY, None)
+        super().__setstate__(state)
+        ensure_model_config(self.model, config)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

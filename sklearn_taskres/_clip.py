@@ -5,8 +5,10 @@ device, precision), and shared by every estimator and clone.
 """
 
 import contextlib
+import json
 import os
 import socket
+import sys
 import threading
 import urllib.parse
 from pathlib import Path
@@ -316,7 +318,6 @@ def encoders_loaded():
 def register_model_config(name, config):
     """Register an open_clip model config (a dict) under ``name`` for this process."""
     import hashlib
-    import json
     import tempfile
 
     import open_clip
@@ -331,6 +332,65 @@ def register_model_config(name, config):
         path.write_text(text)
     open_clip.add_model_config(path)
     return name
+
+
+def custom_model_config(name):
+    """The open_clip config of ``name`` when another process may not know it, else None.
+
+    None for the configs open_clip ships (unchanged), for names with a schema
+    (``hf-hub:``, ``local-dir:``: the name says where the config is) and for
+    names open_clip does not know (fitting fails on those anyway). A config
+    registered with ``open_clip.add_model_config`` exists only in the process
+    that registered it: estimators carry it in their pickles and saved files,
+    and :func:`ensure_model_config` registers it where they are loaded.
+    """
+    if "open_clip" not in sys.modules or not isinstance(name, str) or ":" in name:
+        return None  # a process that never imported open_clip registered nothing
+    import open_clip
+
+    config = open_clip.get_model_config(name)
+    if config is None:
+        return None
+    shipped = Path(open_clip.__file__).parent / "model_configs" / f"{name}.json"
+    if shipped.is_file() and _normalised(json.loads(shipped.read_text())) == _normalised(config):
+        return None
+    return _normalised(config)
+
+
+def ensure_model_config(name, config):
+    """Make the open_clip model ``name`` mean ``config`` in this process.
+
+    Registers the config when the process does not know the name; does
+    nothing when it knows it with the same config; refuses a different one.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is registered here with a different config: loading
+        must never swap one model for another silently.
+    """
+    if config is None:
+        return
+    import open_clip
+
+    config = _normalised(config)
+    known = open_clip.get_model_config(name)
+    if known is None:
+        register_model_config(name, config)
+        return
+    known = _normalised(known)
+    if known != config:
+        raise ValueError(
+            f"expected the open_clip model {name!r} of this process to have the config saved "
+            f"with the estimator; got two different configs. Saved: {json.dumps(config)}. "
+            f"Registered here: {json.dumps(known)}. Register the saved config under its name "
+            "(or load the estimator in a process that does not register another one)."
+        )
+
+
+def _normalised(config):
+    """A config as JSON would give it back (tuples as lists, keys as strings)."""
+    return json.loads(json.dumps(config))
 
 
 def save_checkpoint(model_name, path, pretrained=None):

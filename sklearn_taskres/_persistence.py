@@ -12,6 +12,7 @@ from numbers import Integral
 
 import numpy as np
 
+from ._clip import custom_model_config, ensure_model_config
 from ._version import __version__
 
 #: Version of the fitted state's layout. Raise it when attributes change
@@ -106,6 +107,8 @@ def save_model(estimator, path):
         "params": params,
         "fitted": {name: _json_scalar(getattr(head, name)) for name in _FITTED_SCALARS},
     }
+    if isinstance(estimator, TaskResClassifier):
+        metadata["open_clip_config"] = custom_model_config(estimator.model)
     arrays = {"base_weights_": head.base_weights_, "residual_": head.residual_}
     classes = head.classes_
     if classes.dtype.kind in "iuU":
@@ -162,6 +165,7 @@ def load_model(path):
         classnames = params["classnames"]
         if isinstance(classnames, dict):  # {"mapping": [[label, name], ...]}
             params["classnames"] = {label: name for label, name in classnames["mapping"]}
+        ensure_model_config(params["model"], metadata.get("open_clip_config"))
         estimator = TaskResClassifier(**params)
         head = TaskResHead(
             arrays["base_weights_"],

@@ -1,3 +1,5 @@
+import json
+import os
 import pickle
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sklearn_taskres import TaskResClassifier
+from sklearn_taskres import TaskResClassifier, save_model
 from sklearn_taskres._clip import encoders_loaded, load_encoder
 
 NAMES = ["red", "green", "blue"]
@@ -147,29 +149,42 @@ def test_pickle_holds_no_torch_objects(make_clf, data):
     assert len(payload) < 20_000
 
 
-def test_pickle_loads_and_predicts_in_a_fresh_process(make_clf, data, tiny_model, tmp_path):
-    """A pickle finds its encoder again from (model, pretrained) in a new process."""
+def test_a_fresh_process_loads_and_predicts_without_registering_the_model(
+    make_clf, data, tiny_model, tmp_path
+):
+    """joblib, save_model and the CLI find a custom encoder in a process that never registered it."""
     images, y = data
     clf = make_clf().fit(images, y)
     joblib.dump(clf, tmp_path / "clf.joblib")
+    save_model(clf, tmp_path / "clf.npz")
     np.save(tmp_path / "images.npy", np.stack(images))
     np.save(tmp_path / "expected.npy", clf.predict_proba(images))
+    Image.fromarray(images[0]).save(tmp_path / "first.png")
     script = textwrap.dedent(f"""
-        import os
+        import contextlib, io, json, os
         os.environ["HF_HUB_OFFLINE"] = "1"
-        import joblib, numpy as np
-        from sklearn_taskres.testing import register_tiny_clip
-        register_tiny_clip({tiny_model!r})
-        clf = joblib.load({str(tmp_path / "clf.joblib")!r})
-        proba = clf.predict_proba(np.load({str(tmp_path / "images.npy")!r}))
-        np.testing.assert_allclose(proba, np.load({str(tmp_path / "expected.npy")!r}),
-                                   rtol=1e-5, atol=1e-7)
-        print("same probabilities")
+        import joblib, numpy as np, open_clip
+        from sklearn_taskres import load_model
+        from sklearn_taskres.cli import main
+        assert {tiny_model!r} not in open_clip.list_models()
+        expected = np.load({str(tmp_path / "expected.npy")!r})
+        images = np.load({str(tmp_path / "images.npy")!r})
+        for clf in (joblib.load({str(tmp_path / "clf.joblib")!r}),
+                    load_model({str(tmp_path / "clf.npz")!r})):
+            np.testing.assert_allclose(clf.predict_proba(images), expected, rtol=1e-5, atol=1e-7)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = main(["predict", {str(tmp_path / "clf.joblib")!r},
+                           {str(tmp_path / "first.png")!r}, "--format", "json"])
+        assert status == 0
+        print(json.dumps({{"cli": json.loads(out.getvalue())[0]["label"]}}))
     """)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, env=env)
     assert result.returncode == 0, result.stderr
-    assert "same probabilities" in result.stdout
+    expected_label = clf.predict(images[:1])[0]
+    assert json.loads(result.stdout.splitlines()[-1]) == {"cli": expected_label.item()}
 
 
 def test_vit_b_32_pickle_is_well_under_a_megabyte(data):

@@ -420,14 +420,15 @@ def test_usage_error(capsys):
 
 
 def test_python_m_runs_the_command_line(workspace):
-    """python -m sklearn_taskres runs --help and a real command in fresh processes."""
+    """python -m sklearn_taskres runs --help and predicts with a custom model in fresh processes."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     command = [sys.executable, "-m", "sklearn_taskres"]
     # Both at once: most of each run is importing torch.
     runs = [
         subprocess.Popen(command + ["--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=env, text=True),
-        subprocess.Popen(command + ["--model-config", workspace["config"], "predict",
+        # No --model-config: the model file carries the config registered at fit.
+        subprocess.Popen(command + ["predict",
                                     str(workspace["model"]), str(workspace["data"] / "red"),
                                     "--format", "json", "--device", "cpu"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True),
