@@ -506,6 +506,9 @@ def test_official_prompt_names(pets_root, model_config, tmp_path, monkeypatch):
     assert calls == [with_spaces]  # one base serves both
     settings = json.loads((tmp_path / "out" / "results.json").read_text())["settings"]
     assert settings["class_names"] == "spaces"
+    calls.clear()
+    assert main(args + ["--protocol", "base2new"]) == 0
+    assert calls == [with_spaces, as_held]  # base-to-new names its rows the same way
 
 
 def test_base_and_new_classes_split_as_coop():
