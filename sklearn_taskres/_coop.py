@@ -10,6 +10,7 @@ variants are test sets only, labelled by ImageNet's class folders (wnids).
 """
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,21 @@ def load_dataset(root, key):
     raise ValueError(
         f"expected a dataset key among {', '.join(ALL_DATASETS)}; got {key!r}"
     )
+
+
+def base_and_new_classes(labels):
+    """Split the classes into base and new halves, as CoOp's ``subsample_classes``.
+
+    The distinct labels are sorted; the first ``ceil(n / 2)`` are the base
+    classes, the others the new ones (CoOp then relabels each half from 0,
+    which changes nothing to what is predicted). CoOp takes the labels of the
+    few-shot training set, which holds every class of the train split.
+
+    Returns ``(base, new)``, two sorted arrays of labels.
+    """
+    classes = np.unique(np.asarray(labels))
+    split = math.ceil(len(classes) / 2)
+    return classes[:split], classes[split:]
 
 
 def _require(path, what):

@@ -2,19 +2,30 @@
 
 Run ``python -m sklearn_taskres.reproduce --root DATA`` on a dataset root laid
 out as CoOp's DATASETS.md describes. For every dataset, number of shots and
-seed it draws the few-shot training set as CoOp does, encodes the images once
-(features are cached on disk under the output folder, so later runs encode
-nothing), and evaluates on the test split:
+seed it draws the few-shot training set as CoOp does (by default the very
+images CoOp's loaders draw for that seed, see :func:`plan_draws`), encodes the
+images once (features are cached on disk under the output folder, so later
+runs encode nothing), and evaluates on the test split:
 
-- zero-shot CLIP: the text base classifier alone;
+- zero-shot CLIP: the text base classifier alone, with the class names as
+  CoOp's zero-shot CLIP writes them (underscores replaced by spaces);
 - a linear probe: scikit-learn's ``LogisticRegression`` on the same features,
   its ``C`` chosen on a few-shot validation set;
-- TaskRes: :class:`~sklearn_taskres.TaskResHead` with the paper's settings.
+- TaskRes: :class:`~sklearn_taskres.TaskResHead` with the paper's settings,
+  its base built from the class names as the official code writes them (as
+  the dataset holds them, see :func:`prompt_classnames`).
 
 ImageNetV2, -Sketch, -A and -R are evaluated with the classifiers trained on
 ImageNet (same shots and seed). The script prints one table of mean accuracy
 over seeds beside the published RN50 numbers, and writes every run to
-``results.csv`` and ``results.json`` in the output folder.
+``results.csv`` and ``results.json`` in the output folder; ``results.json``
+also lists the image paths of every draw, in the order drawn.
+
+``--protocol base2new`` runs CoCoOp's base-to-new generalization instead: the
+classes are split in halves as CoOp's ``subsample_classes`` does, TaskRes
+learns the base half and is tested on both (see
+:meth:`Benchmark.run_base_to_new`); the table gives base, new and harmonic
+mean accuracy beside CoCoOp's published means.
 
 With ``--augment-views V`` TaskRes trains on ``V`` augmented views of every
 training image (the official augmentation: random resized crop with scale
@@ -57,6 +68,12 @@ where the official trainer draws new crops in every epoch of every seed. The
 linear probe also differs from CoOp's in how it refines ``C`` (see
 :func:`fit_linear_probe`), and ImageNet's validation images come from its
 unused training images (see :func:`plan_draws`).
+
+Precision differs too: the official code (``PREC: fp16``) encodes the prompts
+with CLIP's fp16 weights, then casts the model to fp32 and encodes the
+training images in fp32 with TF32 matrix products allowed; here the text and
+the images are encoded in fp32 (``precision="fp32"``), so the base and the
+features differ from the official ones by rounding only.
 """
 
 import argparse
@@ -64,6 +81,7 @@ import csv
 import hashlib
 import json
 import os
+import random
 import re
 import sys
 import tempfile
@@ -84,6 +102,7 @@ from ._coop import (
     DISTRIBUTION_SHIFT_DATASETS,
     FEW_SHOT_DATASETS,
     DatasetLayoutError,
+    base_and_new_classes,
     load_dataset,
 )
 from ._features import augmented_image_features, image_features
@@ -101,6 +120,15 @@ PUBLISHED_RN50_MEAN = {
     "Tip-Adapter-F": {1: 64.60, 2: 66.65, 4: 69.67, 8: 72.45, 16: 75.83},
 }
 
+#: Base-to-new generalization, 11-dataset means (%) of CoCoOp's Table 1 (CLIP
+#: ViT-B/16, 16 shots): (base, new, harmonic mean). The per-dataset rows of
+#: that table are not given here.
+PUBLISHED_BASE_TO_NEW_MEAN = {
+    "CLIP": (69.34, 74.22, 71.70),
+    "CoOp": (82.69, 63.22, 71.66),
+    "CoCoOp": (80.47, 71.69, 75.83),
+}
+
 #: CoOp draws min(shots, 4) validation images per class.
 MAX_VALIDATION_SHOTS = 4
 #: Coarse grid of the linear probe's inverse regularisation C, as CoOp's linear probe.
@@ -116,6 +144,7 @@ VIEW_SEED = 0
 CSV_FIELDS = (
     "dataset", "method", "shots", "seed", "accuracy", "n_train", "n_test", "trained_on",
     "C", "epochs", "alpha", "learning_rate", "augment_views", "seconds",
+    "base_accuracy", "new_accuracy",
 )
 
 
@@ -154,10 +183,47 @@ def taskres_settings(dataset, shots, epochs=None):
     }
 
 
+def prompt_classnames(classnames, method, naming="official"):
+    """The class names as the prompts of ``method`` write them.
+
+    The official TaskRes code fills its templates with the class names as
+    the dataset holds them (``trainers/taskres.py``; Oxford Pets reads "a
+    photo of a american_bulldog, a type of pet."), for its base and for the
+    enhanced base of TaskRes*; CoOp's zero-shot CLIP replaces underscores by
+    spaces. ``naming="official"`` follows both; ``naming="spaces"`` replaces
+    underscores by spaces for every method.
+
+    Parameters
+    ----------
+    classnames : list of str
+        The dataset's class names.
+    method : {"zero-shot", "taskres"}
+        The row the prompts are for; TaskRes* names its classes as TaskRes.
+    naming : {"official", "spaces"}, default="official"
+
+    Returns
+    -------
+    names : list of str
+
+    Examples
+    --------
+    >>> from sklearn_taskres.reproduce import prompt_classnames
+    >>> prompt_classnames(["american_bulldog"], "taskres")
+    ['american_bulldog']
+    >>> prompt_classnames(["american_bulldog"], "zero-shot")
+    ['american bulldog']
+    >>> prompt_classnames(["american_bulldog"], "taskres", naming="spaces")
+    ['american bulldog']
+    """
+    if naming == "spaces" or method == "zero-shot":
+        return [name.replace("_", " ") for name in classnames]
+    return list(classnames)
+
+
 # ---------------------------------------------------------------- few-shot draws
 
 
-def plan_draws(dataset, shots_list, seeds):
+def plan_draws(dataset, shots_list, seeds, method="dassl"):
     """Few-shot training and validation draws of every (shots, seed).
 
     Training images come from the train split; validation images (at most 4
@@ -165,25 +231,51 @@ def plan_draws(dataset, shots_list, seeds):
     CoOp, whose linear probe then draws them from the test set; we draw them
     from the training images not selected for training instead.
 
+    With ``method="dassl"`` (the default) the draws are those of CoOp's
+    dataset loaders, image for image: one ``random.Random(seed)`` stream, as
+    Dassl seeds Python's ``random`` with the run's seed, draws the training
+    set and then, from where it stopped, the validation set (ImageNet's
+    loader draws only the training set, so its validation draw, which is
+    ours, comes after and changes nothing before it). The positions come in
+    Dassl's order. With ``method="numpy"`` both draws come from one
+    ``numpy.random.RandomState(seed)`` and are sorted.
+
     Returns ``{(shots, seed): (train_positions, val_split, val_positions)}``.
     """
     y_train = dataset.splits["train"].labels
     draws = {}
     for shots in shots_list:
         for seed in seeds:
-            rng = np.random.RandomState(seed)
-            train = sample_few_shot(y_train, shots, random_state=rng)
+            rng = random.Random(seed) if method == "dassl" else np.random.RandomState(seed)
+
+            def draw(labels, n_shots, rng=rng):
+                return sample_few_shot(labels, n_shots, method=method, random_state=rng)
+
+            train = draw(y_train, shots)
             val_shots = min(shots, MAX_VALIDATION_SHOTS)
             if "val" in dataset.splits:
-                val_labels = dataset.splits["val"].labels
-                draws[shots, seed] = (
-                    train, "val", sample_few_shot(val_labels, val_shots, random_state=rng)
-                )
+                draws[shots, seed] = (train, "val", draw(dataset.splits["val"].labels, val_shots))
             else:
                 rest = np.setdiff1d(np.arange(len(y_train)), train)
-                val = rest[sample_few_shot(y_train[rest], val_shots, random_state=rng)]
-                draws[shots, seed] = (train, "train", val)
+                draws[shots, seed] = (train, "train", rest[draw(y_train[rest], val_shots)])
     return draws
+
+
+def draw_record(dataset, shots, seed, method, draw):
+    """The image paths of one draw, for ``results.json``, in the order drawn.
+
+    The paths are relative to the dataset's folder (CoOp's saved
+    ``split_fewshot/shot_K-seed_S.pkl`` holds the same images, by absolute
+    path, in the same order).
+    """
+    train, val_split, val = draw
+    train_paths, val_paths = dataset.splits["train"].paths, dataset.splits[val_split].paths
+    return {
+        "dataset": dataset.key, "shots": shots, "seed": seed, "draws": method,
+        "train": [train_paths[p] for p in train.tolist()],
+        "val_split": val_split,
+        "val": [val_paths[p] for p in val.tolist()],
+    }
 
 
 # ---------------------------------------------------------------- on-disk features
@@ -406,6 +498,18 @@ def _accuracy(predicted, y):
     return float(100.0 * np.mean(np.asarray(predicted) == np.asarray(y)))
 
 
+def harmonic_mean(base, new):
+    """The harmonic mean of base and new accuracy, as CoCoOp reports it.
+
+    Examples
+    --------
+    >>> from sklearn_taskres.reproduce import harmonic_mean
+    >>> round(harmonic_mean(80.47, 71.69), 2)
+    75.83
+    """
+    return 0.0 if base + new == 0 else 2.0 * base * new / (base + new)
+
+
 # ---------------------------------------------------------------- the benchmark
 
 
@@ -424,7 +528,9 @@ class Benchmark:
         self.device = device
         self.log = log
         self.records = []
+        self.draws = []
         self.imagenet_models = {}
+        self._bases = {}
 
     def _record(self, dataset, method, shots, seed, accuracy, **extra):
         record = {"dataset": dataset, "method": method, "shots": shots, "seed": seed,
@@ -432,13 +538,32 @@ class Benchmark:
         record.update(extra)
         self.records.append(record)
 
-    def _base(self, dataset):
-        names = [name.replace("_", " ") for name in dataset.classnames]
-        return text_base(self.encoder, names, resolve_templates(dataset.key))
+    def _base(self, dataset, method):
+        names = prompt_classnames(dataset.classnames, method, self.args.class_names)
+        key = (dataset.key, tuple(names))
+        if key not in self._bases:
+            self._bases[key] = text_base(self.encoder, names, resolve_templates(dataset.key))
+        return self._bases[key]
+
+    def _plan_draws(self, dataset):
+        args = self.args
+        draws = plan_draws(dataset, args.shots, args.seeds, args.draws)
+        self.draws += [draw_record(dataset, shots, seed, args.draws, draw)
+                       for (shots, seed), draw in draws.items()]
+        return draws
+
+    def _fit_taskres(self, base, classes, settings, seed, X_train, y_train, views=None):
+        """A TaskResHead fitted on features, or on ``views`` (n_samples, n_views, D)."""
+        head = TaskResHead(base, classes=classes, logit_scale=self.encoder.logit_scale,
+                           device=str(self.device), random_state=seed, **settings)
+        if views is None:
+            return head.fit(X_train, y_train)
+        head._validate_params()
+        return head._fit_views(np.ascontiguousarray(views.transpose(1, 0, 2)), y_train)
 
     def run_few_shot(self, dataset):
         args = self.args
-        draws = plan_draws(dataset, args.shots, args.seeds)
+        draws = self._plan_draws(dataset)
         train_needed = [train for train, _, _ in draws.values()]
         train_needed += [val for _, split, val in draws.values() if split == "train"]
         encoded = {"train": self.store.encode(
@@ -454,8 +579,10 @@ class Benchmark:
             train_views = self.views.encode(dataset, "train", drawn, self.log)
         test = dataset.splits["test"]
         X_test = self.store.encode(dataset, "test", np.arange(len(test)), self.log).features
-        base = self._base(dataset)
-        accuracy = _accuracy(zero_shot_predict(X_test, base, dataset.classes), test.labels)
+        zero_shot_base = self._base(dataset, "zero-shot")
+        accuracy = _accuracy(
+            zero_shot_predict(X_test, zero_shot_base, dataset.classes), test.labels
+        )
         self._record(dataset.key, "zero-shot", 0, None, accuracy, n_train=0,
                      n_test=len(test), trained_on=dataset.key)
         self.log(f"[{dataset.key}] zero-shot {accuracy:.2f}")
@@ -476,17 +603,9 @@ class Benchmark:
 
             start = time.perf_counter()
             settings = taskres_settings(dataset.key, shots, args.epochs)
-            head = TaskResHead(
-                base, classes=dataset.classes, logit_scale=self.encoder.logit_scale,
-                device=str(self.device), random_state=seed, **settings,
-            )
-            if self.views is None:
-                head.fit(X_train, y_train)
-            else:
-                head._validate_params()
-                head._fit_views(
-                    np.ascontiguousarray(train_views.rows(train).transpose(1, 0, 2)), y_train
-                )
+            views = None if self.views is None else train_views.rows(train)
+            head = self._fit_taskres(self._base(dataset, "taskres"), dataset.classes, settings,
+                                     seed, X_train, y_train, views)
             tr = _accuracy(head.predict(X_test), test.labels)
             self._record(dataset.key, "taskres", shots, seed, tr, epochs=settings["max_iter"],
                          alpha=settings["alpha"], learning_rate=settings["learning_rate"],
@@ -496,6 +615,67 @@ class Benchmark:
                      f"(C={C:.3g}), TaskRes {tr:.2f}")
             if keep_models:
                 self.imagenet_models[shots, seed] = (probe, head, settings, len(train))
+
+    def run_base_to_new(self, dataset):
+        """CoCoOp's base-to-new protocol: learn the base half of the classes, test both halves.
+
+        The few-shot draws are those of every class (CoOp subsamples the
+        classes after drawing); TaskRes trains on the drawn images of the base
+        classes and predicts among the base classes on their test images. On
+        the new classes it has learned nothing: their rows are the text base,
+        so its new accuracy is that of its base alone among the new classes.
+        Zero-shot CLIP is measured on both halves the same way.
+        """
+        args = self.args
+        draws = self._plan_draws(dataset)
+        y_all = dataset.splits["train"].labels
+        base_classes, new_classes = base_and_new_classes(y_all)
+        is_base = np.isin(y_all, base_classes)
+        trains = {key: train[is_base[train]] for key, (train, _, _) in draws.items()}
+        needed = np.unique(np.concatenate(list(trains.values())))
+        encoded = self.store.encode(dataset, "train", needed, self.log)
+        if self.views is not None:
+            train_views = self.views.encode(dataset, "train", needed, self.log)
+        test = dataset.splits["test"]
+        X_test = self.store.encode(dataset, "test", np.arange(len(test)), self.log).features
+        halves = {}
+        for half, classes in (("base", base_classes), ("new", new_classes)):
+            in_half = np.isin(test.labels, classes)
+            rows = np.searchsorted(dataset.classes, classes)
+            halves[half] = (classes, rows, X_test[in_half], test.labels[in_half])
+
+        def text_accuracy(half, text_base_):
+            classes, rows, X, y = halves[half]
+            return _accuracy(zero_shot_predict(X, text_base_[rows], classes), y)
+
+        zero_shot_base = self._base(dataset, "zero-shot")
+        base_accuracy, new_accuracy = (text_accuracy(h, zero_shot_base) for h in halves)
+        self._record(dataset.key, "zero-shot", 0, None,
+                     harmonic_mean(base_accuracy, new_accuracy),
+                     base_accuracy=round(base_accuracy, 4), new_accuracy=round(new_accuracy, 4),
+                     n_train=0, n_test=len(test), trained_on=dataset.key)
+        self.log(f"[{dataset.key}] zero-shot base {base_accuracy:.2f}, new {new_accuracy:.2f}")
+
+        taskres_base = self._base(dataset, "taskres")
+        new_accuracy = text_accuracy("new", taskres_base)
+        classes, rows, X_base, y_base = halves["base"]
+        for (shots, seed), train in trains.items():
+            start = time.perf_counter()
+            settings = taskres_settings(dataset.key, shots, args.epochs)
+            views = None if self.views is None else train_views.rows(train)
+            head = self._fit_taskres(taskres_base[rows], classes, settings, seed,
+                                     encoded.rows(train), y_all[train], views)
+            base_accuracy = _accuracy(head.predict(X_base), y_base)
+            self._record(dataset.key, "taskres", shots, seed,
+                         harmonic_mean(base_accuracy, new_accuracy),
+                         base_accuracy=round(base_accuracy, 4),
+                         new_accuracy=round(new_accuracy, 4), n_train=len(train),
+                         n_test=len(test), trained_on=dataset.key, epochs=settings["max_iter"],
+                         alpha=settings["alpha"], learning_rate=settings["learning_rate"],
+                         augment_views=args.augment_views,
+                         seconds=round(time.perf_counter() - start, 3))
+            self.log(f"[{dataset.key}] {shots}-shot seed {seed}: TaskRes base "
+                     f"{base_accuracy:.2f}, new {new_accuracy:.2f}")
 
     def run_distribution_shift(self, dataset, imagenet):
         unknown = sorted(set(dataset.classes.tolist()) - set(imagenet.classes.tolist()))
@@ -507,7 +687,8 @@ class Benchmark:
         test = dataset.splits["test"]
         X_test = self.store.encode(dataset, "test", np.arange(len(test)), self.log).features
         accuracy = _accuracy(
-            zero_shot_predict(X_test, self._base(dataset), dataset.classes), test.labels
+            zero_shot_predict(X_test, self._base(dataset, "zero-shot"), dataset.classes),
+            test.labels,
         )
         self._record(dataset.key, "zero-shot", 0, None, accuracy, n_train=0,
                      n_test=len(test), trained_on=dataset.key)
@@ -528,8 +709,12 @@ class Benchmark:
 # ---------------------------------------------------------------- reporting
 
 
-def write_results(directory, records, settings):
-    """Write ``results.csv`` and ``results.json`` (each atomically) to ``directory``."""
+def write_results(directory, records, settings, draws=()):
+    """Write ``results.csv`` and ``results.json`` (each atomically) to ``directory``.
+
+    ``results.json`` holds the settings, every run, and the image paths of
+    every few-shot draw (see :func:`draw_record`).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
 
@@ -550,7 +735,8 @@ def write_results(directory, records, settings):
             writer.writerow({k: "" if v is None else v for k, v in record.items()})
 
     def write_json(file):
-        json.dump({"settings": settings, "runs": records}, file, indent=2)
+        json.dump({"settings": settings, "runs": records, "draws": list(draws)}, file,
+                  indent=1)
         file.write("\n")
 
     replace_atomically("results.csv", write_csv)
@@ -635,6 +821,71 @@ def format_table(records, shots_list, datasets):
     return "\n".join(out)
 
 
+def format_base_to_new_table(records, shots_list, datasets):
+    """The base-to-new table: base, new and harmonic-mean accuracy per dataset and method.
+
+    Base and new are means over seeds; H is the harmonic mean of those two
+    means, and the mean row over the eleven datasets (when all ran) averages
+    base and new over the datasets and takes H of the averages, as CoCoOp's
+    tables do. CoCoOp's published 11-dataset means follow.
+    """
+    columns = [("zero-shot", 0)] + [("taskres", shots) for shots in shots_list]
+    header = ["dataset"]
+    for method, shots in columns:
+        title = "zero-shot" if method == "zero-shot" else f"TaskRes {shots}-shot"
+        header += [f"{title} base", "new", "H"]
+    pairs = {}
+    for record in records:
+        key = (record["dataset"], record["method"], record["shots"])
+        pairs.setdefault(key, []).append((record["base_accuracy"], record["new_accuracy"]))
+
+    def cells(means):
+        if means is None:
+            return ["-", "-", "-"]
+        base, new = means
+        return [f"{base:.2f}", f"{new:.2f}", f"{harmonic_mean(base, new):.2f}"]
+
+    def seed_means(dataset, method, shots):
+        runs = pairs.get((dataset, method, shots))
+        return None if not runs else tuple(np.mean(runs, axis=0).tolist())
+
+    rows = []
+    for dataset in datasets:
+        row = [dataset]
+        for method, shots in columns:
+            row += cells(seed_means(dataset, method, shots))
+        rows.append(row)
+    if all(dataset in datasets for dataset in FEW_SHOT_DATASETS):
+        row = [f"mean of {len(FEW_SHOT_DATASETS)}"]
+        for method, shots in columns:
+            means = [seed_means(d, method, shots) for d in FEW_SHOT_DATASETS]
+            row += cells(None if None in means else tuple(np.mean(means, axis=0).tolist()))
+        rows.append(row)
+
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    rule = "-" * len(line(["-" * width for width in widths]))
+    out = [line(header), rule] + [line(row) for row in rows] + [rule]
+    out += [
+        f"paper (CoCoOp, ViT-B/16, 16 shots, mean of 11): {name} base {base:.2f}, new "
+        f"{new:.2f}, H {h:.2f}"
+        for name, (base, new, h) in PUBLISHED_BASE_TO_NEW_MEAN.items()
+    ]
+    out.append(
+        "Accuracy (%) on the test split: base on the base classes' images among the base "
+        "classes, new on the\nnew classes' images among the new classes (TaskRes: its text "
+        "base, untouched by training), H their\nharmonic mean; base and new are means over "
+        "seeds. TaskRes has no published base-to-new numbers."
+    )
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -672,6 +923,19 @@ def build_parser():
                         "(random resized crop + flip, encoded once and cached; one view per "
                         "image each epoch); the linear probe and zero-shot CLIP stay on the "
                         "evaluation crop (default 0: TaskRes too)")
+    parser.add_argument("--draws", choices=("dassl", "numpy"), default="dassl",
+                        help="dassl: the few-shot images CoOp's loaders draw for each seed, "
+                        "image for image (Python's random, as Dassl); numpy: NumPy's "
+                        "generator, same distribution, other images (default dassl)")
+    parser.add_argument("--class-names", choices=("official", "spaces"), default="official",
+                        help="official: TaskRes's base keeps the dataset's class names as they "
+                        "are (underscores and all), as the official TaskRes code does, and "
+                        "zero-shot CLIP replaces underscores by spaces, as CoOp's does; "
+                        "spaces: spaces for every method (default official)")
+    parser.add_argument("--protocol", choices=("fewshot", "base2new"), default="fewshot",
+                        help="fewshot: all classes; base2new: CoCoOp's base-to-new "
+                        "generalization, TaskRes trained on the first half of the classes and "
+                        "tested on both halves (default fewshot)")
     return parser
 
 
@@ -692,7 +956,8 @@ def main(argv=None):
     status : int
         0 on success, 2 when the data, model or options cannot be used.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.shots = list(dict.fromkeys(args.shots))
     args.seeds = list(dict.fromkeys(args.seeds))
     requested = list(dict.fromkeys(args.datasets))
@@ -701,6 +966,9 @@ def main(argv=None):
         _log("the ImageNet variants are evaluated with classifiers trained on imagenet; "
              "adding imagenet")
         requested.insert(0, "imagenet")
+    if args.protocol == "base2new" and shifted:
+        parser.error(f"expected --protocol base2new with few-shot datasets only; got "
+                     f"{', '.join(shifted)}")
     # The variants need the ImageNet classifiers, so they run last.
     datasets = [key for key in requested if key not in shifted] + shifted
     args.datasets = datasets
@@ -724,6 +992,7 @@ def main(argv=None):
         "pretrained": pretrained, "shots": args.shots, "seeds": args.seeds,
         "epochs": args.epochs, "device": str(device), "augment_views": args.augment_views,
         "view_seed": VIEW_SEED if args.augment_views else None,
+        "draws": args.draws, "class_names": args.class_names, "protocol": args.protocol,
         "linear_probe": {"grid": list(LINEAR_PROBE_GRID),
                          "refine_steps": LINEAR_PROBE_REFINE_STEPS,
                          "max_iter": LINEAR_PROBE_MAX_ITER,
@@ -738,13 +1007,16 @@ def main(argv=None):
         for key in datasets:
             if key in DISTRIBUTION_SHIFT_DATASETS:
                 benchmark.run_distribution_shift(loaded[key], loaded["imagenet"])
+            elif args.protocol == "base2new":
+                benchmark.run_base_to_new(loaded[key])
             else:
                 benchmark.run_few_shot(loaded[key])
-            write_results(args.output, benchmark.records, settings)
+            write_results(args.output, benchmark.records, settings, benchmark.draws)
     except (FileNotFoundError, DatasetLayoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_table(benchmark.records, args.shots, datasets))
+    table = format_base_to_new_table if args.protocol == "base2new" else format_table
+    print(table(benchmark.records, args.shots, datasets))
     encoded = f"{store.encoded_images} image(s) encoded"
     if views is not None:
         encoded += (f", and {views.n_views} augmented view(s) of {views.encoded_images} "

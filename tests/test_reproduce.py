@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
+from test_fewshot import dassl_fewshot
 
 from sklearn_taskres import TaskResHead, reproduce
-from sklearn_taskres._coop import FEW_SHOT_DATASETS, DatasetLayoutError, load_dataset
+from sklearn_taskres._coop import (
+    FEW_SHOT_DATASETS,
+    DatasetLayoutError,
+    base_and_new_classes,
+    load_dataset,
+)
 from sklearn_taskres._features import FEATURES
 from sklearn_taskres.reproduce import fit_linear_probe, format_table, main, plan_draws
 from sklearn_taskres.testing import TINY_CLIP_CONFIG, TINY_CLIP_NAME
@@ -274,7 +280,7 @@ def test_imagenet_validation_images_come_from_unused_training_images(tmp_path):
     dataset = load_dataset(root, "imagenet")
     assert dataset.classes.tolist() == ["n1", "n2"] and dataset.classnames == ["cat", "dog"]
     assert len(dataset.splits["test"]) == 12 and "val" not in dataset.splits
-    draws = plan_draws(dataset, [1, 8], [1, 2])
+    draws = plan_draws(dataset, [1, 2], [1, 2])
     for (shots, _), (train, val_split, val) in draws.items():
         assert val_split == "train"
         assert not set(train.tolist()) & set(val.tolist())
@@ -408,3 +414,150 @@ def test_unreadable_feature_cache_is_rebuilt(coop_root, model_config, tmp_path, 
     assert "ignoring the unreadable feature cache" in capsys.readouterr().err
     assert encoded_rows["rows"] == first + 9  # the 9 test images, and nothing else
     assert len(np.load(test_cache)["paths"]) == 9
+
+
+# ---------------------------------------------------------------- draws, prompts, base-to-new
+
+PETS = [("american_bulldog", "american_bulldog"), ("pug", "pug"),
+        ("great_pyrenees", "great_pyrenees"), ("shiba_inu", "shiba_inu"),
+        ("saint_bernard", "saint_bernard")]
+
+
+@pytest.fixture
+def pets_root(tmp_path):
+    root = tmp_path / "data"
+    write_split_dataset(root, "oxford_pets", "images", "split_zhou_OxfordPets.json", PETS,
+                        seed=2)
+    return root
+
+
+def split_items(root, folder, split_file, split):
+    """(image path, label) of a split, in the split file's order."""
+    content = json.loads((root / folder / split_file).read_text())
+    return [(path, label) for path, label, _ in content[split]]
+
+
+def test_dassl_draws_by_default_and_recorded(coop_root, model_config, tmp_path):
+    """The harness draws Dassl's images (training, then validation) and records their paths."""
+    output = tmp_path / "results"
+    args = harness_args(coop_root, output, model_config, "--datasets", "eurosat",
+                        "--shots", "1", "2", "--seeds", "1", "2")
+    assert main(args) == 0
+    content = json.loads((output / "results.json").read_text())
+    assert content["settings"]["draws"] == "dassl"
+    train = split_items(coop_root, "eurosat", "split_zhou_EuroSAT.json", "train")
+    val = split_items(coop_root, "eurosat", "split_zhou_EuroSAT.json", "val")
+    recorded = {(d["shots"], d["seed"]): d for d in content["draws"]}
+    assert sorted(recorded) == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    for (shots, seed), draw in recorded.items():
+        expected_train, expected_val = dassl_fewshot([(train, shots), (val, min(shots, 4))],
+                                                     seed)
+        assert draw["dataset"] == "eurosat" and draw["draws"] == "dassl"
+        assert draw["train"] == [f"2750/{path}" for path, _ in expected_train]
+        assert draw["val_split"] == "val"
+        assert draw["val"] == [f"2750/{path}" for path, _ in expected_val]
+
+    assert main(args + ["--draws", "numpy"]) == 0
+    content = json.loads((output / "results.json").read_text())
+    numpy_draws = {(d["shots"], d["seed"]): d["train"] for d in content["draws"]}
+    assert {d["draws"] for d in content["draws"]} == {"numpy"}
+    assert all(paths == sorted(paths) for paths in numpy_draws.values())
+    assert any(numpy_draws[key] != recorded[key]["train"] for key in numpy_draws)
+
+
+def test_imagenet_dassl_draw_is_the_training_draw_alone(tmp_path):
+    """ImageNet: Dassl draws the training set only; the validation draw comes after it."""
+    root = tmp_path / "data"
+    rng = np.random.RandomState(0)
+    for wnid, count in (("n2", 7), ("n1", 5)):
+        for i in range(count):
+            write_image(root / "imagenet" / "images" / "train" / wnid / f"{i}.png",
+                        np.array([0, 0, 0]), rng)
+        write_image(root / "imagenet" / "images" / "val" / wnid / "v.png", np.zeros(3), rng)
+    (root / "imagenet" / "classnames.txt").write_text("n1 cat\nn2 dog\n")
+    dataset = load_dataset(root, "imagenet")
+    items = list(zip(dataset.splits["train"].paths, dataset.splits["train"].labels.tolist(),
+                     strict=True))
+    for seed in (1, 2, 3):
+        ((train, val_split, val),) = plan_draws(dataset, [2], [seed]).values()
+        (expected,) = dassl_fewshot([(items, 2)], seed)
+        assert [items[p] for p in train] == expected
+        assert val_split == "train" and not set(train.tolist()) & set(val.tolist())
+
+
+def test_official_prompt_names(pets_root, model_config, tmp_path, monkeypatch):
+    """TaskRes's base keeps the underscores, zero-shot CLIP replaces them; --class-names spaces."""
+    calls = []
+    text_base = reproduce.text_base
+
+    def spy(encoder, names, templates, *rest):
+        calls.append(list(names))
+        return text_base(encoder, names, templates, *rest)
+
+    monkeypatch.setattr(reproduce, "text_base", spy)
+    args = harness_args(pets_root, tmp_path / "out", model_config, "--datasets", "oxford_pets",
+                        "--shots", "1", "--seeds", "1")
+    assert main(args) == 0
+    as_held = [name for name, _ in PETS]
+    with_spaces = [name.replace("_", " ") for name in as_held]
+    assert calls == [with_spaces, as_held]  # zero-shot first, then TaskRes's base
+    calls.clear()
+    assert main(args + ["--class-names", "spaces"]) == 0
+    assert calls == [with_spaces]  # one base serves both
+    settings = json.loads((tmp_path / "out" / "results.json").read_text())["settings"]
+    assert settings["class_names"] == "spaces"
+    calls.clear()
+    assert main(args + ["--protocol", "base2new"]) == 0
+    assert calls == [with_spaces, as_held]  # base-to-new names its rows the same way
+
+
+def test_base_and_new_classes_split_as_coop():
+    """Sorted labels: the first ceil(n/2) are base, the rest new."""
+    base, new = base_and_new_classes([3, 0, 4, 1, 2, 1, 0])
+    assert base.tolist() == [0, 1, 2] and new.tolist() == [3, 4]
+    base, new = base_and_new_classes(["n3", "n1", "n2", "n4"])
+    assert base.tolist() == ["n1", "n2"] and new.tolist() == ["n3", "n4"]
+
+
+def test_base_to_new_protocol(pets_root, model_config, tmp_path, monkeypatch, capsys):
+    """TaskRes learns the 3 base classes of 5; new accuracy is its text base's, H their mean."""
+    fitted = []
+    fit = TaskResHead.fit
+
+    def spy(self, X, y):
+        fitted.append((self.classes.tolist(), sorted(set(np.asarray(y).tolist())), len(y)))
+        return fit(self, X, y)
+
+    monkeypatch.setattr(TaskResHead, "fit", spy)
+    output = tmp_path / "results"
+    args = harness_args(pets_root, output, model_config, "--datasets", "oxford_pets",
+                        "--shots", "2", "--seeds", "1", "2", "--protocol", "base2new",
+                        "--class-names", "spaces")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert fitted == [([0, 1, 2], [0, 1, 2], 6)] * 2
+    runs = json.loads((output / "results.json").read_text())["runs"]
+    assert [(r["method"], r["seed"]) for r in runs] == [
+        ("zero-shot", None), ("taskres", 1), ("taskres", 2)
+    ]
+    for run in runs:
+        assert run["accuracy"] == pytest.approx(
+            reproduce.harmonic_mean(run["base_accuracy"], run["new_accuracy"]), abs=1e-3
+        )
+        assert run["n_test"] == 15
+    # With the same names, TaskRes's new classes are zero-shot's: no residual was learned there.
+    assert {run["new_accuracy"] for run in runs} == {runs[0]["new_accuracy"]}
+    assert "linear-probe" not in {run["method"] for run in runs}
+    assert "TaskRes 2-shot base" in out.splitlines()[0]
+    assert re.search(r"CoCoOp base 80\.47, new 71\.69, H 75\.83", out)
+    assert re.search(r"^oxford_pets(\s+\d+\.\d\d){6}$", out, re.MULTILINE)
+
+
+def test_base_to_new_rejects_the_imagenet_variants(tmp_path, capsys):
+    """The ImageNet variants have no base-to-new split in CoCoOp's protocol."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--root", str(tmp_path), "--protocol", "base2new", "--datasets", "imagenet_a"])
+    assert exit_info.value.code == 2
+    assert "expected --protocol base2new with few-shot datasets only; got imagenet_a" in (
+        capsys.readouterr().err
+    )
