@@ -296,8 +296,8 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         check_missing_labels(y)
         classes, names = self._classes_and_names(y)
-        targets = encode_labels(y, classes)  # unknown labels fail before loading a model
-        templates = resolve_templates(self.templates)
+        encode_labels(y, classes)  # unknown labels fail before loading a model
+        resolve_templates(self.templates)
         device = resolve_device(self.device)
         encoder = self._encoder(device)
         if self.augment_views:
@@ -309,7 +309,17 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         else:
             features = image_features(encoder, X, cache_dir=self.cache_dir, verbose=self.verbose)
             views = features[np.newaxis]
+        return self._fit_views(encoder, views, y, device)
 
+    def _fit_views(self, encoder, views, y, device):
+        """Build the base and learn the residual on encoded views (n_views, n_samples, D).
+
+        ``fit`` encodes the images here; :func:`sklearn_taskres.ray.fit_dataset`
+        encodes them on a cluster.
+        """
+        classes, names = self._classes_and_names(y)
+        targets = encode_labels(y, classes)
+        templates = resolve_templates(self.templates)
         if self.base == "enhanced":
             base = enhanced_text_base(
                 encoder,

@@ -26,7 +26,9 @@ class VersionedStateMixin:
     """Adds the format version to pickles and checks it on load."""
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # object.__getstate__ returns the instance's own __dict__: copy it, or
+        # pickling would add the key to the estimator itself.
+        state = dict(super().__getstate__())
         state[_FORMAT_KEY] = FORMAT_VERSION
         return state
 

@@ -110,3 +110,14 @@ def test_grid_search_in_worker_processes_matches_one_process(data):
         np.testing.assert_array_equal(parallel.cv_results_[key], serial.cv_results_[key])
     np.testing.assert_allclose(parallel.best_estimator_.residual_,
                                serial.best_estimator_.residual_, rtol=1e-5, atol=1e-6)
+
+
+def test_pickling_leaves_the_estimator_as_it_was(data):
+    """The format version and the config go into the pickle, not into the estimator."""
+    _register("TravelUntouchedCLIP")
+    fitted = _classifier("TravelUntouchedCLIP").fit(*data)
+    before = set(vars(fitted))
+    pickle.dumps(fitted)
+    copy.deepcopy(fitted)
+    assert set(vars(fitted)) == before
+    assert "_open_clip_config" not in vars(fitted) and "_sklearn_taskres_format" not in vars(fitted)

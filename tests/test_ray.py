@@ -1,0 +1,186 @@
+"""sklearn_taskres.ray on a real local Ray instance (2 CPUs, shared by the module's tests)."""
+
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from helpers import make_dataset
+from PIL import Image
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+from sklearn_taskres import TaskResClassifier  # noqa: E402
+from sklearn_taskres.ray import encode_dataset, fit_dataset, predict_dataset  # noqa: E402
+
+NAMES = ["red", "green", "blue"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_dataset(n_per_class=20, n_classes=3, seed=11)
+
+
+def _classifier(tiny_model, **params):
+    params = {"pretrained": None, "max_iter": 20, "learning_rate": 1e-2, "device": "cpu",
+              "random_state": 0, **params}
+    return TaskResClassifier(NAMES, model=tiny_model, **params)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_model, data):
+    return _classifier(tiny_model).fit(*data)
+
+
+def _rows(images, labels=None, **columns):
+    rows = []
+    for index, image in enumerate(images):
+        row = {"id": index, "image": image}
+        if labels is not None:
+            row["label"] = labels[index]
+        row.update({name: values[index] for name, values in columns.items()})
+        rows.append(row)
+    return rows
+
+
+def _by_id(rows):
+    return [row for row in sorted(rows, key=lambda row: row["id"])]
+
+
+def test_predict_dataset_adds_labels_and_probabilities(fitted, data):
+    """Every row and column comes back, with the labels and probabilities of predict."""
+    images, y = data
+    dataset = ray.data.from_items(_rows(images, note=[f"n{i}" for i in range(len(images))]))
+    rows = _by_id(predict_dataset(fitted, dataset, proba=True, concurrency=1).take_all())
+    assert [row["id"] for row in rows] == list(range(len(images)))
+    assert set(rows[0]) == {"id", "image", "note", "label", "proba"}
+    assert [row["note"] for row in rows] == [f"n{i}" for i in range(len(images))]
+    np.testing.assert_array_equal(rows[5]["image"], images[5])
+    np.testing.assert_array_equal([row["label"] for row in rows], fitted.predict(images))
+    np.testing.assert_allclose(np.stack([row["proba"] for row in rows]),
+                               fitted.predict_proba(images), rtol=1e-5, atol=1e-7)
+
+
+def test_predict_dataset_reads_paths_and_names_a_corrupt_file(fitted, data, tmp_path):
+    """A column of file paths is decoded by the workers; a corrupt file is named."""
+    images, _ = data
+    paths = []
+    for index, image in enumerate(images[:12]):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(image).save(paths[-1])
+    dataset = ray.data.from_items([{"id": i, "path": p} for i, p in enumerate(paths)])
+    rows = _by_id(predict_dataset(fitted, dataset, image_column="path",
+                                  concurrency=1).take_all())
+    np.testing.assert_array_equal([row["label"] for row in rows], fitted.predict(paths))
+
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    broken = ray.data.from_items([{"path": p} for p in [*paths[:3], str(tmp_path / "broken.png")]])
+    with pytest.raises(ValueError, match=r"a row of the 'path' column: cannot decode the image "
+                       r"file '.*broken\.png'"):
+        predict_dataset(fitted, broken, image_column="path", concurrency=1).take_all()
+    with pytest.raises(ValueError, match="expected the dataset to have the image column 'img'"):
+        predict_dataset(fitted, broken, image_column="img", concurrency=1).take_all()
+
+
+def test_encode_dataset_gives_the_classifier_s_features(fitted, data, tiny_model):
+    """head_.predict on the embeddings equals predict on the images."""
+    images, _ = data
+    dataset = ray.data.from_items(_rows(images))
+    rows = _by_id(encode_dataset(dataset, model=tiny_model, pretrained=None,
+                                 concurrency=1).take_all())
+    embeddings = np.stack([row["embedding"] for row in rows])
+    assert embeddings.dtype == np.float32 and embeddings.shape == (len(images), 32)
+    np.testing.assert_array_equal(fitted.head_.predict(embeddings), fitted.predict(images))
+    np.testing.assert_allclose(fitted.head_.predict_proba(embeddings),
+                               fitted.predict_proba(images), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("augment_views", [0, 2])
+def test_fit_dataset_equals_fit_in_row_order(tiny_model, data, augment_views):
+    """Encoded on the cluster, gathered in row order: the residual of fit, minibatches and all."""
+    images, y = data
+    params = {"batch_size": 16, "augment_views": augment_views}  # order matters with minibatches
+    expected = _classifier(tiny_model, **params).fit(images, y)
+    dataset = ray.data.from_items(_rows(images, y.tolist())).repartition(6)
+    estimator = _classifier(tiny_model, **params)
+    assert fit_dataset(estimator, dataset, concurrency=1) is estimator
+    np.testing.assert_allclose(estimator.residual_, expected.residual_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(estimator.classes_, expected.classes_)
+    assert estimator.loss_curve_ == pytest.approx(expected.loss_curve_, rel=1e-5)
+
+
+def test_fit_dataset_refuses_unknown_labels_and_leaves_the_estimator(tiny_model, data):
+    images, y = data
+    dataset = ray.data.from_items(_rows(images[:6], [0, 1, 2, 0, 1, 7]))
+    estimator = _classifier(tiny_model)
+    with pytest.raises(ValueError, match="7"):
+        fit_dataset(estimator, dataset, concurrency=1)
+    assert not hasattr(estimator, "residual_")
+
+
+def test_predict_dataset_needs_a_fitted_classifier(tiny_model):
+    from sklearn.exceptions import NotFittedError
+
+    from sklearn_taskres import TaskResHead
+
+    dataset = ray.data.from_items([{"image": np.zeros((4, 4, 3), np.uint8)}])
+    with pytest.raises(TypeError, match="expected a fitted TaskResClassifier; got TaskResHead"):
+        predict_dataset(TaskResHead(), dataset)
+    with pytest.raises(NotFittedError):
+        predict_dataset(_classifier(tiny_model), dataset)
+
+
+def _map_workers():
+    return {process.pid: process for process in psutil.process_iter(["cmdline"])
+            if "MapWorker(MapBatches(_Predictor))" in " ".join(process.info["cmdline"] or [])}
+
+
+def test_a_worker_killed_mid_run_loses_and_repeats_no_row(fitted, data):
+    """SIGKILL a worker during predict_dataset: every row comes back exactly once, correctly."""
+    images, _ = data
+    many = [images[index % len(images)] for index in range(3000)]
+    dataset = ray.data.from_items(_rows(many)).repartition(60)
+    stream = predict_dataset(fitted, dataset, batch_size=25, concurrency=1)
+    received, first = [], threading.Event()
+
+    def consume():
+        for batch in stream.iter_batches(batch_format="numpy", batch_size=None):
+            received.append(batch)
+            first.set()
+            time.sleep(0.02)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    assert first.wait(timeout=120)
+    victims = _map_workers()
+    assert len(victims) == 1
+    [victim] = victims
+    os.kill(victim, signal.SIGKILL)
+    rows_at_kill = sum(len(batch["id"]) for batch in received)
+    consumer.join(timeout=300)
+    assert not consumer.is_alive()
+    assert rows_at_kill < len(many)  # the job was under way when the worker died
+    ids = np.concatenate([batch["id"] for batch in received])
+    labels = np.concatenate([batch["label"] for batch in received])
+    assert sorted(ids.tolist()) == list(range(len(many)))
+    expected = fitted.predict(images)
+    np.testing.assert_array_equal(labels, expected[ids % len(images)])
+
+
+def test_importing_without_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.delitem(sys.modules, "sklearn_taskres.ray")
+    with pytest.raises(ImportError, match=r'pip install "sklearn-taskres\[ray\]"'):
+        importlib.import_module("sklearn_taskres.ray")
