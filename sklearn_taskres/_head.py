@@ -5,7 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -53,6 +53,15 @@ def encode_labels(y, classes, what="y"):
             f"expected every label of {what} to be one of classes_ {classes.tolist()[:20]}"
             f"{' ...' if len(classes) > 20 else ''}; got unknown label(s) {shown}{more}"
         ) from None
+
+
+def concatenate_labels(labels, more):
+    """``labels`` followed by ``more``, an object array where the two kinds do not mix."""
+    joined = np.concatenate([labels, more])
+    if joined.tolist() != labels.tolist() + more.tolist():  # e.g. ints and strings
+        joined = np.empty(len(labels) + len(more), dtype=object)
+        joined[:] = labels.tolist() + more.tolist()
+    return joined
 
 
 def _class_means(views, targets, classes, weights):
@@ -346,6 +355,68 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         restricted.residual_ = self.residual_[rows]
         restricted.set_params(base_weights=restricted.base_weights_, classes=restricted.classes_)
         return restricted
+
+    def extend_classes(self, base_weights, classes):
+        """A fitted copy of the head that also knows new classes, without refitting.
+
+        The copy's label space is ``classes_`` followed by ``classes``; their
+        rows of ``base_weights_`` are ``base_weights`` and their residual rows
+        are zero, so they are scored by their base alone (zero-shot, for CLIP
+        text embeddings), while every old row is unchanged. The residual of
+        the old classes was trained without the new classes as negatives:
+        refit when their images are at hand.
+
+        Parameters
+        ----------
+        base_weights : array-like of shape (n_new, n_features)
+            Base rows of the new classes, as ``base_weights`` at fit (for CLIP,
+            the raw text embeddings of their names).
+        classes : array-like of shape (n_new,)
+            Distinct labels of the new classes, none of them in ``classes_``.
+
+        Returns
+        -------
+        head : TaskResHead
+            A new fitted head; ``self`` is unchanged.
+        """
+        check_is_fitted(self)
+        new_base = check_array(
+            base_weights, dtype=[np.float32, np.float64], input_name="base_weights"
+        )
+        if new_base.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"expected base_weights with {self.n_features_in_} columns (the width of the "
+                f"fitted base); got shape {new_base.shape}"
+            )
+        new_classes = np.asarray(classes)
+        if new_classes.ndim != 1 or len(new_classes) != len(new_base):
+            raise ValueError(
+                f"expected classes of length {len(new_base)} (the rows of base_weights); "
+                f"got shape {new_classes.shape}"
+            )
+        known = set(self.classes_.tolist())
+        present = [label for label in new_classes.tolist() if label in known]
+        if present:
+            raise ValueError(
+                f"expected classes that are not in classes_ yet; got {present[0]!r}, "
+                "already a class of this head"
+            )
+        if len(set(new_classes.tolist())) != len(new_classes):
+            raise ValueError(f"expected distinct classes; got {new_classes.tolist()}")
+        # clone and copy the fitted state: deepcopy would go through __getstate__.
+        extended = clone(self)
+        for name, value in vars(self).items():
+            if name.endswith("_") and not name.startswith("_"):
+                setattr(extended, name, copy.deepcopy(value))
+        extended.classes_ = concatenate_labels(self.classes_, new_classes)
+        extended.base_weights_ = np.concatenate(
+            [self.base_weights_, new_base.astype(self.base_weights_.dtype)]
+        )
+        extended.residual_ = np.concatenate(
+            [self.residual_, np.zeros(new_base.shape, dtype=self.residual_.dtype)]
+        )
+        extended.set_params(base_weights=extended.base_weights_, classes=extended.classes_)
+        return extended
 
     def _rows_of(self, classes):
         classes = np.asarray(classes)

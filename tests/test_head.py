@@ -398,3 +398,65 @@ def test_sample_weight_is_routed_through_grid_search_and_pipeline():
         assert search.cv_results_["split0_test_score"][0] == fold.score(X[test], y[test])
     unweighted = TaskResHead(base, **params).fit(X, y)
     assert not np.array_equal(unweighted.residual_, expected.residual_)
+
+
+def test_extend_classes_adds_zero_shot_rows_and_keeps_the_old_ones():
+    """New rows hold the given base and a zero residual; old rows and self are unchanged."""
+    base, X, y = blobs(n_classes=4)
+    names = np.array(["ant", "bee", "cat", "dog"])
+    old = y < 3
+    head = TaskResHead(base[:3], classes=names[:3], max_iter=10, device="cpu", random_state=0)
+    head.fit(X[old], names[y[old]])
+    state = copy.deepcopy(vars(head))
+    extended = head.extend_classes(base[3:], ["dog"])
+    assert_same_state(head, state)
+    np.testing.assert_array_equal(extended.classes_, names)
+    np.testing.assert_array_equal(extended.base_weights_[:3], head.base_weights_)
+    np.testing.assert_array_equal(extended.base_weights_[3], base[3].astype(np.float32))
+    np.testing.assert_array_equal(extended.residual_[:3], head.residual_)
+    np.testing.assert_array_equal(extended.residual_[3], 0)
+    expected = cosine_logits(X, np.vstack([head.base_weights_ + 0.5 * head.residual_,
+                                           base[3:]]), 100.0)
+    np.testing.assert_allclose(extended.decision_function(X), expected, rtol=1e-5, atol=1e-4)
+    assert (extended.predict(X[~old]) == "dog").mean() > 0.8  # recognised from its base alone
+    np.testing.assert_array_equal(extended.get_params()["classes"], names)
+
+
+def test_extend_then_restrict_back_predicts_as_the_original():
+    base, X, y = blobs(n_classes=3)
+    head = TaskResHead(base, max_iter=10, device="cpu", random_state=0).fit(X, y)
+    extra = np.random.RandomState(5).normal(size=(2, 16))
+    back = head.extend_classes(extra, [3, 4]).restrict_classes([0, 1, 2])
+    np.testing.assert_array_equal(back.decision_function(X), head.decision_function(X))
+    np.testing.assert_array_equal(back.predict_proba(X), head.predict_proba(X))
+    np.testing.assert_array_equal(back.predict(X), head.predict(X))
+
+
+def test_extend_classes_keeps_labels_of_both_kinds():
+    """Integer labels extended by names give an object label space, each label as it was."""
+    base, X, y = blobs(n_classes=3)
+    head = TaskResHead(base, max_iter=2, device="cpu").fit(X, y)
+    extended = head.extend_classes(base[:1] + 1.0, ["zebra"])
+    assert extended.classes_.tolist() == [0, 1, 2, "zebra"]
+
+
+@pytest.mark.parametrize(
+    "rows, classes, match",
+    [(2, [1, 9], "expected classes that are not in classes_ yet; got 1, already a class"),
+     (2, [7, 7], r"expected distinct classes; got \[7, 7\]"),
+     (2, [7], r"expected classes of length 2 \(the rows of base_weights\); got shape \(1,\)"),
+     (1, [7], None)],
+)
+def test_extend_classes_rejects_bad_input(rows, classes, match):
+    base, X, y = blobs(n_classes=3)
+    head = TaskResHead(base, max_iter=2, device="cpu").fit(X, y)
+    new_base = np.ones((rows, 16))
+    if match is None:  # the width of the base must be the fitted one
+        with pytest.raises(ValueError, match=r"expected base_weights with 16 columns.*"
+                                             r"got shape \(1, 8\)"):
+            head.extend_classes(new_base[:, :8], classes)
+        with pytest.raises(NotFittedError):
+            TaskResHead().extend_classes(new_base, classes)
+        return
+    with pytest.raises(ValueError, match=match):
+        head.extend_classes(new_base, classes)
