@@ -403,13 +403,36 @@ def test_sample_and_class_weights_reach_the_head(make_clf, data):
      ({}, np.zeros(18), "expected a positive sample weight for at least one sample"),
      ({"class_weight": {"purple": 2.0}}, None, r"got unknown label\(s\) 'purple'")],
 )
-def test_bad_weights_fail_before_loading_a_model(make_clf, data, encoded_rows, params,
-                                                 sample_weight, match):
+def test_bad_weights_fail_before_encoding_and_keep_the_fit(make_clf, data, encoded_rows,
+                                                           params, sample_weight, match):
+    """A bad weight fails before any image is encoded; a fitted classifier keeps its fit."""
     images, y = data
-    clf = make_clf(**params)
+    labels = np.array(NAMES)[y]
+    clf = make_clf().fit(images, labels)
+    fitted = {name: value for name, value in vars(clf).items() if name.endswith("_")}
+    encoded_rows["rows"] = 0
     with pytest.raises(ValueError, match=match):
-        clf.fit(images, np.array(NAMES)[y], sample_weight=sample_weight)
-    assert encoded_rows["rows"] == 0 and not hasattr(clf, "classes_")
+        clf.set_params(**params).fit(make_images(18, seed=120), labels,
+                                     sample_weight=sample_weight)
+    assert encoded_rows["rows"] == 0
+    after = {name: value for name, value in vars(clf).items() if name.endswith("_")}
+    assert after.keys() == fitted.keys()
+    assert all(after[name] is value for name, value in fitted.items())  # not even replaced
+
+
+def test_sample_weight_is_routed_through_a_pipeline(make_clf, data):
+    """With metadata routing, a Pipeline passes sample_weight on to the classifier."""
+    from sklearn import config_context
+
+    images, y = data
+    weights = np.where(y == 1, 3.0, 1.0)
+    with config_context(enable_metadata_routing=True):
+        clf = make_clf().set_fit_request(sample_weight=True)
+        pipeline = make_pipeline(FunctionTransformer(lambda X: X), clf)
+        pipeline.fit(images, y, sample_weight=weights)
+    expected = make_clf().fit(images, y, sample_weight=weights)
+    np.testing.assert_array_equal(pipeline[-1].residual_, expected.residual_)
+    assert not np.allclose(expected.residual_, make_clf().fit(images, y).residual_)
 
 
 def test_enhanced_base_tuning_uses_the_weights(make_clf, data):
