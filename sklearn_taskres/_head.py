@@ -152,7 +152,9 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
-        Mean training loss of every epoch.
+        Mean training loss of every epoch: the mean over its batches of each
+        batch's (weighted) mean loss; with sample weights, only the batches
+        that made a step count (NaN for an epoch without any).
     n_features_in_ : int
         Width of the embeddings seen during fit.
 
