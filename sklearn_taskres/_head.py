@@ -380,6 +380,17 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         -------
         head : TaskResHead
             A new fitted head; ``self`` is unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_taskres import TaskResHead
+        >>> base = np.random.RandomState(0).normal(size=(4, 8))
+        >>> head = TaskResHead(base[:3], classes=["ant", "bee", "cat"], max_iter=2,
+        ...                    device="cpu").fit(base[:3], ["ant", "bee", "cat"])
+        >>> extended = head.extend_classes(base[3:], ["dog"])
+        >>> extended.classes_.tolist(), extended.predict(base[3:]).tolist()
+        (['ant', 'bee', 'cat', 'dog'], ['dog'])
         """
         check_is_fitted(self)
         new_base = check_array(
