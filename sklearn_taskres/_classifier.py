@@ -22,6 +22,7 @@ from ._head import TaskResHead, check_missing_labels, encode_labels
 from ._persistence import VersionedStateMixin
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
+from ._weights import check_sample_weight, training_weights
 
 
 #: Key of the open_clip config of a custom ``model`` in the pickled state.
@@ -114,6 +115,12 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         Minibatch size of the residual training.
     weight_decay : float, default=5e-4
         L2 penalty (coupled, as ``torch.optim.Adam``).
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in ``LogisticRegression``:
+        ``{label: weight}`` (labels of ``classes_``; those left out weigh 1),
+        or ``"balanced"``, ``n_samples / (n_classes_in_y * np.bincount(y))``.
+        A sample weighs its class weight times its ``sample_weight``; the
+        weights also apply to the projection tuning of ``base="enhanced"``.
     augment_views : int, default=0
         When positive, train on this many augmented views of every training
         image instead of the plain evaluation crop: the official training
@@ -223,6 +230,7 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
         "augment_views": [Interval(Integral, 0, None, closed="left")],
         "base": [StrOptions({"text", "enhanced"})],
         "enhance_max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -246,6 +254,7 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         max_iter=200,
         batch_size=256,
         weight_decay=5e-4,
+        class_weight=None,
         augment_views=0,
         base="text",
         enhance_max_iter=50,
@@ -265,6 +274,7 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.class_weight = class_weight
         self.augment_views = augment_views
         self.base = base
         self.enhance_max_iter = enhance_max_iter
@@ -276,7 +286,7 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Build the text base, encode the images and learn the task residual.
 
         Parameters
@@ -286,6 +296,10 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class names or integer indices (sequence ``classnames``), or keys
             of the ``classnames`` mapping.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the images (times their class weight). The
+            loss of a batch is the weighted mean of its images' losses; a
+            batch whose weights sum to zero makes no step.
 
         Returns
         -------
@@ -295,8 +309,10 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         check_consistent_length(X, y)
         y = column_or_1d(y, warn=True)
         check_missing_labels(y)
+        sample_weight = check_sample_weight(sample_weight, len(y))
         classes, names = self._classes_and_names(y)
-        encode_labels(y, classes)  # unknown labels fail before loading a model
+        targets = encode_labels(y, classes)  # unknown labels fail before loading a model
+        training_weights(sample_weight, self.class_weight, classes, targets)  # bad weights too
         resolve_templates(self.templates)
         device = resolve_device(self.device)
         encoder = self._encoder(device)
@@ -309,9 +325,9 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         else:
             features = image_features(encoder, X, cache_dir=self.cache_dir, verbose=self.verbose)
             views = features[np.newaxis]
-        return self._fit_views(encoder, views, y, device)
+        return self._fit_views(encoder, views, y, device, sample_weight)
 
-    def _fit_views(self, encoder, views, y, device):
+    def _fit_views(self, encoder, views, y, device, sample_weight=None):
         """Build the base and learn the residual on encoded views (n_views, n_samples, D).
 
         ``fit`` encodes the images here; :func:`sklearn_taskres.ray.fit_dataset`
@@ -319,6 +335,7 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         """
         classes, names = self._classes_and_names(y)
         targets = encode_labels(y, classes)
+        weights = training_weights(sample_weight, self.class_weight, classes, targets)
         templates = resolve_templates(self.templates)
         if self.base == "enhanced":
             base = enhanced_text_base(
@@ -334,6 +351,7 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
                 weight_decay=self.weight_decay,
                 seed=check_random_state(self.random_state).randint(np.iinfo(np.int32).max),
                 device=device,
+                sample_weight=weights,
                 verbose=self.verbose,
             )
         else:
@@ -348,12 +366,13 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
             max_iter=self.max_iter,
             batch_size=self.batch_size,
             weight_decay=self.weight_decay,
+            class_weight=self.class_weight,
             device=self.device,
             random_state=self.random_state,
             verbose=self.verbose,
         )
         head._validate_params()
-        head._fit_views(views, y)
+        head._fit_views(views, y, sample_weight)
         # The head's parameter and fitted base hold equal values; one array
         # keeps the pickle at one copy of t.
         head.base_weights = head.base_weights_
@@ -391,6 +410,97 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         restricted = clone(self).set_params(classnames=classnames)
         restricted._set_fitted(head)
         return restricted
+
+    def extend_classes(self, classnames):
+        """A fitted copy of the classifier that also knows new classes, from their names alone.
+
+        CLIP recognises a class it has no image of from its name: the new
+        classes get the text base of their names (with this classifier's
+        templates and encoder, exactly the rows a fit with these names would
+        give) and a zero residual, so they are predicted zero-shot, while
+        every old class keeps its base and trained residual. The residual of
+        the old classes was trained without the new classes as negatives: once
+        the new classes have images, refit.
+
+        Parameters
+        ----------
+        classnames : sequence of str or mapping {label: str}
+            Names of the new classes, with the rules of ``classnames``: a
+            sequence when ``classnames`` is one (the new labels are the names,
+            or the next integer indices when ``y`` held indices), a mapping of
+            new labels to names when ``classnames`` is a mapping.
+
+        Returns
+        -------
+        classifier : TaskResClassifier
+            A new fitted classifier whose ``classes_`` are the old ones followed
+            by the new ones; ``self`` is unchanged.
+        """
+        check_is_fitted(self)
+        if self.base == "enhanced":
+            raise ValueError(
+                "expected a classifier fitted with base='text'; got base='enhanced', whose "
+                "class embeddings come from a text projection tuned at fit and not kept. "
+                "Refit with the new names in classnames."
+            )
+        labels, names = _label_space(self.classnames)
+        new_labels, new_names = self._new_classes(classnames, labels is not None)
+        for name in new_names:
+            if name in names:
+                raise ValueError(
+                    f"expected names of new classes; got {name!r}, already in classnames"
+                )
+        if labels is None:
+            combined = [*names, *new_names]
+            if self.classes_.dtype.kind in "US":
+                new_labels = np.asarray(new_names)
+            else:
+                new_labels = np.arange(len(names), len(names) + len(new_names))
+        else:
+            for label in new_labels:
+                if label in set(self.classes_.tolist()):
+                    raise ValueError(
+                        f"expected labels of new classes; got {label!r}, already in classes_"
+                    )
+            combined = {**self.classnames, **dict(zip(new_labels, new_names, strict=True))}
+            new_labels = _as_label_array(new_labels)
+        _label_space(combined)  # every name a distinct non-empty string
+        encoder = self._encoder(resolve_device(self.device, cpu_fallback=True))
+        templates = resolve_templates(self.templates)
+        base = text_base(encoder, new_names, templates, cache_dir=self.cache_dir)
+        if base.shape[1] != self.base_weights_.shape[1]:
+            raise ValueError(
+                f"expected model={self.model!r}, pretrained={self.pretrained!r} to give "
+                f"{self.base_weights_.shape[1]}-dimensional text embeddings as at fit; got "
+                f"{base.shape[1]}. Set model and pretrained back to the fitted encoder."
+            )
+        head = self.head_.extend_classes(base, new_labels)
+        extended = clone(self).set_params(classnames=combined)
+        extended._set_fitted(head)
+        return extended
+
+    @staticmethod
+    def _new_classes(classnames, mapping_style):
+        """Labels (None for a sequence) and names of the classes given to extend_classes."""
+        if isinstance(classnames, Mapping) != mapping_style:
+            kind = "a mapping {label: name}" if mapping_style else "a sequence of names"
+            got = "a mapping" if isinstance(classnames, Mapping) else repr(classnames)
+            raise ValueError(
+                f"expected {kind}, as this classifier's classnames; got {got}"
+            )
+        if isinstance(classnames, str):
+            raise ValueError(f"expected a sequence of names; got the string {classnames!r}")
+        if mapping_style:
+            new_labels, new_names = list(classnames.keys()), list(classnames.values())
+        else:
+            new_labels, new_names = None, list(classnames)
+        if not new_names:
+            raise ValueError("expected at least one new class; got none")
+        for index, name in enumerate(new_names):
+            if not isinstance(name, str) or not name.strip():
+                where = f"[{new_labels[index]!r}]" if mapping_style else f"[{index}]"
+                raise ValueError(f"classnames{where}: expected a non-empty string; got {name!r}")
+        return new_labels, new_names
 
     def _set_fitted(self, head):
         self.head_ = head

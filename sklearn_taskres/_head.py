@@ -5,14 +5,15 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._persistence import VersionedStateMixin
 from ._training import resolve_device, train_residual
+from ._weights import check_sample_weight, training_weights
 
 
 def _normalize_rows(array):
@@ -54,6 +55,33 @@ def encode_labels(y, classes, what="y"):
         ) from None
 
 
+def concatenate_labels(labels, more):
+    """``labels`` followed by ``more``, an object array where the two kinds do not mix."""
+    joined = np.concatenate([labels, more])
+    if joined.tolist() != labels.tolist() + more.tolist():  # e.g. ints and strings
+        joined = np.empty(len(labels) + len(more), dtype=object)
+        joined[:] = labels.tolist() + more.tolist()
+    return joined
+
+
+def _class_means(views, targets, classes, weights):
+    """Per class, the (weighted) mean of the normalised embeddings of every view, float32."""
+    n_classes, n_features = len(classes), views.shape[2]
+    sums = np.zeros((n_classes, n_features), dtype=np.float64)
+    for view in views:
+        rows = _normalize_rows(view)
+        np.add.at(sums, targets, rows if weights is None else weights[:, None] * rows)
+    totals = np.bincount(targets, weights=weights, minlength=n_classes)
+    empty = np.flatnonzero(totals == 0)
+    if len(empty):
+        raise ValueError(
+            "expected a positive total weight for every class of y, as base_weights=None "
+            "makes the base of a class the weighted mean of its embeddings; got zero for "
+            f"class(es) {classes[empty].tolist()[:5]}"
+        )
+    return (sums / (len(views) * totals[:, None])).astype(np.float32)
+
+
 class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     """TaskRes classifier on precomputed image embeddings.
 
@@ -92,6 +120,11 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         ``batch_size`` samples.
     weight_decay : float, default=5e-4
         L2 penalty added to the gradient (coupled, as ``torch.optim.Adam``).
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in ``LogisticRegression``:
+        ``{label: weight}`` (labels left out weigh 1), or ``"balanced"``,
+        ``n_samples / (n_classes_in_y * np.bincount(y))``. A sample weighs
+        its class weight times its ``sample_weight``.
     device : str, default="auto"
         Where to train: ``"auto"`` (CUDA when available), ``"cpu"``,
         ``"cuda"`` or ``"cuda:N"``. Fitted attributes are NumPy either way.
@@ -119,7 +152,9 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
-        Mean training loss of every epoch.
+        Mean training loss of every epoch: the mean over its batches of each
+        batch's (weighted) mean loss; with sample weights, only the batches
+        that made a step count (NaN for an epoch without any).
     n_features_in_ : int
         Width of the embeddings seen during fit.
 
@@ -151,6 +186,7 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -167,6 +203,7 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         max_iter=200,
         batch_size=256,
         weight_decay=5e-4,
+        class_weight=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -179,12 +216,13 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.class_weight = class_weight
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Learn the task residual from embeddings and labels.
 
         Parameters
@@ -193,6 +231,12 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
             Image embeddings (normalised internally).
         y : array-like of shape (n_samples,)
             Labels; each must be one of ``classes`` when a base is given.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples (times their class weight).
+            The loss of a batch is the weighted mean of its samples' losses;
+            a batch whose weights sum to zero makes no step. With
+            ``base_weights=None``, the base of a class is the weighted mean of
+            its embeddings.
 
         Returns
         -------
@@ -202,14 +246,15 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         labels = np.asarray(y)
         if labels.ndim == 1:  # name the missing label before sklearn's generic message
             check_missing_labels(labels)
+        sample_weight = check_sample_weight(sample_weight, len(labels) if labels.ndim else 1)
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
-        return self._fit_views(X[np.newaxis], y)
+        return self._fit_views(X[np.newaxis], y, sample_weight)
 
-    def _fit_views(self, views, y):
+    def _fit_views(self, views, y, sample_weight=None):
         """Fit on ``views`` (n_views, n_samples, n_features): one view per sample each epoch.
 
         ``fit`` is the one-view case; TaskResClassifier passes augmented views.
-        The caller has validated the parameters and the shapes.
+        The caller has validated the parameters, the shapes and ``sample_weight``.
         """
         if self.base_weights is None:
             # With a given base, the label space is `classes` and any
@@ -218,6 +263,9 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         device = resolve_device(self.device)
         classes, base = self._label_space_and_base(views, y)
         targets = encode_labels(y, classes)
+        weights = training_weights(sample_weight, self.class_weight, classes, targets)
+        if base is None:
+            base = _class_means(views, targets, classes, weights)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         residual, loss_curve = train_residual(
             views if len(views) > 1 else views[0],
@@ -231,6 +279,7 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             seed=seed,
             device=device,
+            sample_weight=weights,
             verbose=self.verbose,
         )
         self.classes_ = classes
@@ -244,14 +293,10 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         return self
 
     def _label_space_and_base(self, views, y):
+        """The label space and the given base; the base is None when it comes from y."""
         n_features = views.shape[2]
         if self.base_weights is None:
-            classes, targets = np.unique(y, return_inverse=True)
-            sums = np.zeros((len(classes), n_features), dtype=np.float64)
-            for view in views:
-                np.add.at(sums, targets, _normalize_rows(view))
-            base = sums / (len(views) * np.bincount(targets)[:, None])
-            return classes, base.astype(np.float32)
+            return np.unique(y), None
 
         base = check_array(
             self.base_weights, dtype=[np.float32, np.float64], input_name="base_weights"
@@ -312,6 +357,79 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         restricted.residual_ = self.residual_[rows]
         restricted.set_params(base_weights=restricted.base_weights_, classes=restricted.classes_)
         return restricted
+
+    def extend_classes(self, base_weights, classes):
+        """A fitted copy of the head that also knows new classes, without refitting.
+
+        The copy's label space is ``classes_`` followed by ``classes``; their
+        rows of ``base_weights_`` are ``base_weights`` and their residual rows
+        are zero, so they are scored by their base alone (zero-shot, for CLIP
+        text embeddings), while every old row is unchanged. The residual of
+        the old classes was trained without the new classes as negatives:
+        refit when their images are at hand.
+
+        Parameters
+        ----------
+        base_weights : array-like of shape (n_new, n_features)
+            Base rows of the new classes, as ``base_weights`` at fit (for CLIP,
+            the raw text embeddings of their names).
+        classes : array-like of shape (n_new,)
+            Distinct labels of the new classes, none of them in ``classes_``.
+
+        Returns
+        -------
+        head : TaskResHead
+            A new fitted head; ``self`` is unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_taskres import TaskResHead
+        >>> base = np.random.RandomState(0).normal(size=(4, 8))
+        >>> head = TaskResHead(base[:3], classes=["ant", "bee", "cat"], max_iter=2,
+        ...                    device="cpu").fit(base[:3], ["ant", "bee", "cat"])
+        >>> extended = head.extend_classes(base[3:], ["dog"])
+        >>> extended.classes_.tolist(), extended.predict(base[3:]).tolist()
+        (['ant', 'bee', 'cat', 'dog'], ['dog'])
+        """
+        check_is_fitted(self)
+        new_base = check_array(
+            base_weights, dtype=[np.float32, np.float64], input_name="base_weights"
+        )
+        if new_base.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"expected base_weights with {self.n_features_in_} columns (the width of the "
+                f"fitted base); got shape {new_base.shape}"
+            )
+        new_classes = np.asarray(classes)
+        if new_classes.ndim != 1 or len(new_classes) != len(new_base):
+            raise ValueError(
+                f"expected classes of length {len(new_base)} (the rows of base_weights); "
+                f"got shape {new_classes.shape}"
+            )
+        known = set(self.classes_.tolist())
+        present = [label for label in new_classes.tolist() if label in known]
+        if present:
+            raise ValueError(
+                f"expected classes that are not in classes_ yet; got {present[0]!r}, "
+                "already a class of this head"
+            )
+        if len(set(new_classes.tolist())) != len(new_classes):
+            raise ValueError(f"expected distinct classes; got {new_classes.tolist()}")
+        # clone and copy the fitted state: deepcopy would go through __getstate__.
+        extended = clone(self)
+        for name, value in vars(self).items():
+            if name.endswith("_") and not name.startswith("_"):
+                setattr(extended, name, copy.deepcopy(value))
+        extended.classes_ = concatenate_labels(self.classes_, new_classes)
+        extended.base_weights_ = np.concatenate(
+            [self.base_weights_, new_base.astype(self.base_weights_.dtype)]
+        )
+        extended.residual_ = np.concatenate(
+            [self.residual_, np.zeros(new_base.shape, dtype=self.residual_.dtype)]
+        )
+        extended.set_params(base_weights=extended.base_weights_, classes=extended.classes_)
+        return extended
 
     def _rows_of(self, classes):
         classes = np.asarray(classes)

@@ -107,6 +107,7 @@ def train_residual(
     weight_decay,
     seed,
     device,
+    sample_weight=None,
     verbose=0,
 ):
     """Learn the task residual ``x`` of TaskRes with the official recipe.
@@ -139,7 +140,7 @@ def train_residual(
         The frozen base classifier ``t``.
     alpha, logit_scale : float
         Scale of the residual and temperature of the logits.
-    learning_rate, max_iter, batch_size, weight_decay, seed, device, verbose
+    learning_rate, max_iter, batch_size, weight_decay, seed, device, sample_weight, verbose
         The training recipe, as in :func:`fit_parameter`.
 
     Returns
@@ -149,7 +150,7 @@ def train_residual(
         Mean training loss of every epoch.
     """
     views, targets = _training_tensors(features, targets, device)
-    plan = _TrainingPlan(views, max_iter, batch_size, seed)
+    plan = _TrainingPlan(views, max_iter, batch_size, seed, sample_weight)
     flat_views = views.flatten(0, 1)  # row v * n_samples + i is view v of sample i
     one_hot = F.one_hot(targets, len(base)).T.contiguous().float()  # (n_classes, n_samples)
 
@@ -166,9 +167,10 @@ def train_residual(
     radial_factor = -alpha / (batch * logit_scale**2)
 
     step = 0
-    for epoch, rate in _epochs(learning_rate, max_iter, verbose, losses, plan.epoch_size):
+    divisors = plan.counted_batches * batch
+    for epoch, rate in _epochs(learning_rate, max_iter, verbose, losses, divisors):
         epoch_loss = losses[epoch]
-        for rows, samples in plan.batches(epoch, shuffled=False):
+        for rows, samples, weight in plan.batches(epoch, shuffled=False):
             step += 1
             if rows is None:  # the whole set, one view, in sample order
                 image = views[0]
@@ -182,13 +184,21 @@ def train_residual(
             scale = norm.clamp_min_(1e-12).reciprocal_().mul_(logit_scale)  # s / |c_k|
             logits = torch.mm(classifier, image.T).mul_(scale)
             log_proba = logits.log_softmax(dim=0)
-            epoch_loss.sub_(torch.vdot(log_proba.view(-1), labels.view(-1)))
+            if weight is None:
+                epoch_loss.sub_(torch.vdot(log_proba.view(-1), labels.view(-1)))
+                grad_logits = log_proba.exp_().sub_(labels)
+            else:
+                # Sample i counts w_i / mean(w) of the batch: the weighted mean
+                # loss is the plain mean of these scaled losses.
+                labels = labels * weight
+                epoch_loss.sub_(torch.vdot(log_proba.view(-1), labels.view(-1)))
+                grad_logits = log_proba.exp_().mul_(weight).sub_(labels)
 
-            # With G = softmax - one_hot, the mean loss has gradient s/B * G @ F
-            # in the unit classifier u_k = c_k / |c_k|; through the
-            # normalisation, d/dc_k = (g_k - (g_k . u_k) u_k) / |c_k|, where
+            # With G = softmax - one_hot (columns scaled by the weights), the
+            # mean loss has gradient s/B * G @ F in the unit classifier
+            # u_k = c_k / |c_k|; through the normalisation,
+            # d/dc_k = (g_k - (g_k . u_k) u_k) / |c_k|, where
             # g_k . u_k = sum_i G[k, i] z[k, i] / B needs no (K, D) product.
-            grad_logits = log_proba.exp_().sub_(labels)
             radial = torch.mul(grad_logits, logits, out=logits).sum(dim=1, keepdim=True)
             grad_logits.mul_(scale)
             grad = torch.mm(grad_logits, image).mul_(alpha / batch)
@@ -204,7 +214,7 @@ def train_residual(
             torch.sqrt(exp_avg_sq, out=denom).add_(ADAM_EPS * root_bias_correction2)
             step_size = rate * root_bias_correction2 / (1 - beta1**step)
             residual.addcdiv_(exp_avg, denom, value=-step_size)
-    loss_curve = (losses / plan.epoch_size).tolist()
+    loss_curve = (losses / divisors).tolist()
     return residual.cpu().numpy(), loss_curve
 
 
@@ -254,6 +264,7 @@ def fit_parameter(
     weight_decay,
     seed,
     device,
+    sample_weight=None,
     verbose=0,
 ):
     """Minimise the cross-entropy of ``logits(features)`` over ``parameter``, in place.
@@ -262,24 +273,36 @@ def fit_parameter(
     per epoch, minibatches in a fresh order every epoch (drawn on the CPU, so
     a seed gives the same batches on every device). Returns the mean loss of
     every epoch.
+
+    With ``sample_weight`` (non-negative, shape (n_samples,)), the loss of a
+    batch is the weighted mean ``sum_i w_i loss_i / sum_i w_i``, as torch's
+    cross-entropy with class weights; a batch whose weights sum to zero makes
+    no step. The loss of an epoch is then the mean over the batches that made
+    a step (NaN for an epoch without any).
     """
     views, targets = _training_tensors(features, targets, device)
-    plan = _TrainingPlan(views, max_iter, batch_size, seed)
+    plan = _TrainingPlan(views, max_iter, batch_size, seed, sample_weight)
     flat_views = views.flatten(0, 1)
     optimizer = torch.optim.Adam(
         [parameter], lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay
     )
     losses = torch.zeros(max_iter, device=device)
-    for epoch, rate in _epochs(learning_rate, max_iter, verbose, losses, plan.n_batches):
+    divisors = plan.counted_batches
+    for epoch, rate in _epochs(learning_rate, max_iter, verbose, losses, divisors):
         for group in optimizer.param_groups:
             group["lr"] = rate
-        for rows, samples in plan.batches(epoch, shuffled=True):
-            loss = F.cross_entropy(logits(flat_views[rows]), targets[samples])
+        for rows, samples, weight in plan.batches(epoch, shuffled=True):
+            if weight is None:
+                loss = F.cross_entropy(logits(flat_views[rows]), targets[samples])
+            else:
+                losses_i = F.cross_entropy(logits(flat_views[rows]), targets[samples],
+                                           reduction="none")
+                loss = (losses_i * weight[0]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses[epoch] += loss.detach()
-    return (losses / plan.n_batches).tolist()
+    return (losses / divisors).tolist()
 
 
 def _training_tensors(features, targets, device):
@@ -297,9 +320,15 @@ class _TrainingPlan:
     of every sample (with several views), then the batch order (see
     :func:`minibatches`): a seed gives the same batches on every device.
     Batches address the views flattened to (n_views * n_samples, D).
+
+    With ``sample_weight``, every batch carries the weight of each of its
+    samples relative to the batch's mean weight, so that the plain mean of
+    the scaled losses is the weighted mean. The order is known before any
+    step, so a batch whose weights sum to zero is left out of the plan (it
+    makes no step); a plan without any step left is an error.
     """
 
-    def __init__(self, views, max_iter, batch_size, seed):
+    def __init__(self, views, max_iter, batch_size, seed, sample_weight=None):
         n_views, n_samples = views.shape[:2]
         device = views.device
         generator = torch.Generator().manual_seed(seed)
@@ -308,10 +337,14 @@ class _TrainingPlan:
             if n_views > 1:
                 chosen.append(torch.randint(n_views, (n_samples,), generator=generator))
             orders.append(torch.stack(minibatches(n_samples, batch_size, generator)))
-        self.orders = torch.stack(orders).to(device)  # (max_iter, n_batches, batch)
-        self.n_batches, self.batch_size = self.orders.shape[1:]
-        self.epoch_size = self.n_batches * self.batch_size
+        orders = torch.stack(orders)  # (max_iter, n_batches, batch)
+        self.n_batches, self.batch_size = orders.shape[1:]
         self.whole = self.n_batches == 1 and self.batch_size == n_samples
+        self.counted_batches = torch.full((max_iter,), float(self.n_batches), device=device)
+        self.weights = self.steps = self.whole_weight = None
+        if sample_weight is not None:
+            self._weigh(orders, torch.as_tensor(sample_weight, dtype=torch.float64), device)
+        self.orders = orders.to(device)
         if n_views == 1:
             self.view_rows = None
             self.rows = self.orders
@@ -321,25 +354,58 @@ class _TrainingPlan:
             self.view_rows += torch.arange(n_samples, device=device)
             self.rows = self.view_rows.gather(1, self.orders.flatten(1)).view_as(self.orders)
 
-    def batches(self, epoch, *, shuffled):
-        """``(rows, samples)`` of every batch of ``epoch``.
+    def _weigh(self, orders, sample_weight, device):
+        batch_weight = sample_weight[orders]
+        totals = batch_weight.sum(dim=-1, keepdim=True)
+        steps = totals[..., 0] > 0
+        if not steps.any():
+            n_positive = int((sample_weight > 0).sum())
+            raise ValueError(
+                "expected at least one batch with a positive total weight; got zero weight "
+                f"in every batch of every epoch ({n_positive} of {len(sample_weight)} samples "
+                "have a positive weight, and every epoch drops them with the last partial "
+                "batch): lower batch_size or weigh more samples"
+            )
+        relative = torch.where(steps[..., None], batch_weight * self.batch_size / totals, 0.0)
+        self.weights = relative.to(torch.float32)[:, :, None, :].to(device)  # (.., 1, batch)
+        self.steps = steps.tolist()
+        self.counted_batches = steps.sum(dim=1).to(device=device, dtype=torch.float32)
+        if self.whole:
+            weight = sample_weight * len(sample_weight) / sample_weight.sum()
+            self.whole_weight = weight.to(torch.float32)[None].to(device)
 
-        ``rows`` index the flattened views and ``samples`` the targets. Unless
-        ``shuffled``, a batch that holds the whole set comes in sample order
-        (``samples`` is None, and so is ``rows`` with one view).
+    def batches(self, epoch, *, shuffled):
+        """``(rows, samples, weight)`` of every batch of ``epoch`` that makes a step.
+
+        ``rows`` index the flattened views and ``samples`` the targets; with
+        sample weights, ``weight`` (shape (1, batch)) is every sample's weight
+        relative to the batch mean, else None. Unless ``shuffled``, a batch
+        that holds the whole set comes in sample order (``samples`` is None,
+        and so is ``rows`` with one view).
         """
         if self.whole and not shuffled:
             rows = None if self.view_rows is None else self.view_rows[epoch]
-            return [(rows, None)]
-        return zip(self.rows[epoch], self.orders[epoch], strict=True)
+            return [(rows, None, self.whole_weight)]
+        if self.weights is None:
+            return zip(self.rows[epoch], self.orders[epoch], [None] * self.n_batches,
+                       strict=True)
+        return [
+            (rows, samples, weight)
+            for rows, samples, weight, step in zip(
+                self.rows[epoch], self.orders[epoch], self.weights[epoch], self.steps[epoch],
+                strict=True,
+            )
+            if step
+        ]
 
 
-def _epochs(learning_rate, max_iter, verbose, losses, divisor):
-    """Yield ``(epoch, learning rate)``; a progress bar shows ``losses[epoch] / divisor``."""
+def _epochs(learning_rate, max_iter, verbose, losses, divisors):
+    """Yield ``(epoch, learning rate)``; a progress bar shows the mean loss of the epoch."""
     with progress(verbose, total=max_iter, desc="Training", unit="epoch") as bar:
         for epoch, rate in enumerate(learning_rate_schedule(learning_rate, max_iter)):
             yield epoch, float(rate)
             if not bar.disable:  # reading the loss waits for the device
-                bar.set_postfix(loss=f"{losses[epoch].item() / divisor:.4f}", refresh=False)
+                loss = (losses[epoch] / divisors[epoch]).item()
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update()
-    logger.debug("trained %d epochs; final mean loss %.6f", max_iter, losses[-1] / divisor)
+    logger.debug("trained %d epochs; final mean loss %.6f", max_iter, losses[-1] / divisors[-1])

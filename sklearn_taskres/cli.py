@@ -565,6 +565,7 @@ def _fit(args):
         learning_rate=args.learning_rate,
         max_iter=epochs,
         augment_views=args.augment_views,
+        class_weight=args.class_weight,
         device=args.device,
         cache_dir=args.cache_dir,
         random_state=args.seed,
@@ -771,6 +772,10 @@ def build_parser():
     fit.add_argument("--augment-views", type=_argtypes.non_negative_int, default=0, metavar="V",
                      help="train on V augmented views of every image (random resized crop and "
                      "flip, encoded once; default: 0, the plain evaluation crop)")
+    fit.add_argument("--class-weight", choices=("balanced",), default=None,
+                     help="weigh every class inversely to its number of images, "
+                     "n_images / (n_classes * n_images_of_the_class), as scikit-learn's "
+                     "class_weight='balanced' (default: every image weighs 1)")
     fit.add_argument("--seed", type=_argtypes.seed, default=0,
                      help="seed of the --shots draw, the batch order and the views (default: 0)")
     fit.set_defaults(handler=_fit)

@@ -48,10 +48,16 @@ def reference_rates(learning_rate, max_epoch):
     return np.array(rates)
 
 
-def reference_residual(features, targets, base, alpha, scale, lr, epochs, weight_decay):
-    """The official loop written plainly: full-batch epochs, autograd, torch Adam."""
+def reference_residual(features, targets, base, alpha, scale, lr, epochs, weight_decay,
+                       sample_weight=None):
+    """The official loop written plainly: full-batch epochs, autograd, torch Adam.
+
+    With ``sample_weight``, the loss is the weighted mean of the per-sample
+    cross-entropies, sum(w * loss) / sum(w).
+    """
     features = torch.tensor(features)
     targets = torch.tensor(targets)
+    weights = None if sample_weight is None else torch.tensor(sample_weight, dtype=torch.float32)
     base = torch.tensor(base)
     residual = torch.nn.Parameter(torch.zeros_like(base))
     optimizer = torch.optim.Adam([residual], lr=lr, betas=(0.9, 0.999),
@@ -62,7 +68,9 @@ def reference_residual(features, targets, base, alpha, scale, lr, epochs, weight
         image = features / features.norm(dim=-1, keepdim=True)
         text = base + alpha * residual
         text = text / text.norm(dim=-1, keepdim=True)
-        loss = torch.nn.functional.cross_entropy(scale * image @ text.t(), targets)
+        losses = torch.nn.functional.cross_entropy(scale * image @ text.t(), targets,
+                                                   reduction="none")
+        loss = losses.mean() if weights is None else (weights * losses).sum() / weights.sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -28,7 +28,7 @@ def test_tiny_benchmark_prints_every_ratio_and_writes_them_to_json(tmp_path):
     assert result.returncode == 0, result.stderr
     for title in RATIOS.values():
         assert f"[tiny] {title}" in result.stdout
-    assert "same residual:" in result.stdout
+    assert "same residual: yes" in result.stdout and "with sample weights" in result.stdout
     assert "EXTRAPOLATED linearly" in result.stdout
     header = next(line for line in result.stdout.splitlines() if line.startswith("config"))
     for stage in ("load", "text", "decode", "encode", "train", "predict"):
@@ -39,6 +39,9 @@ def test_tiny_benchmark_prints_every_ratio_and_writes_them_to_json(tmp_path):
     assert {"date", "device_name", "torch", "breakdown"} <= results.keys()
     ratios = results["ratios"]["tiny"]
     assert set(ratios) == set(RATIOS)
+    training = ratios["residual_training"]
+    assert training["same_residual"] is True
+    assert training["weighted_max_relative_difference"] <= training["tolerance"]
     for entry in ratios.values():
         assert isinstance(entry["ratio"], float)
         assert math.isfinite(entry["ratio"]) and entry["ratio"] > 0

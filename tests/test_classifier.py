@@ -391,3 +391,141 @@ def test_classifier_residual_equals_the_reference_loop_on_open_clip_features(
         scale = model.logit_scale.exp().item()
     expected = reference_residual(features, y, base, 0.5, scale, 2e-3, 40, 5e-4)
     np.testing.assert_allclose(clf.residual_, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_sample_and_class_weights_reach_the_head(make_clf, data):
+    """The classifier weighs images as its head does: class weight x sample weight."""
+    from sklearn_taskres import TaskResHead
+    from sklearn_taskres._clip import load_encoder
+    from sklearn_taskres._features import image_features
+
+    images, y = data
+    sample_weight = np.random.RandomState(0).uniform(0, 2, len(y))
+    clf = make_clf(class_weight={2: 4.0}).fit(images, y, sample_weight=sample_weight)
+    features = image_features(load_encoder(clf.model, None, torch.device("cpu")), images)
+    head = TaskResHead(clf.base_weights_, logit_scale=clf.logit_scale_, max_iter=30,
+                       learning_rate=1e-2, device="cpu", random_state=0)
+    expected = head.fit(features, y, sample_weight=np.array([1, 1, 4.0])[y] * sample_weight)
+    np.testing.assert_allclose(clf.residual_, expected.residual_, rtol=1e-5, atol=1e-7)
+    assert clf.head_.class_weight == {2: 4.0}
+    assert not np.allclose(clf.residual_, make_clf().fit(images, y).residual_)
+
+
+@pytest.mark.parametrize(
+    "params, sample_weight, match",
+    [({}, -np.ones(18), r"sample_weight\[0\]: expected a non-negative weight"),
+     ({}, np.ones(17), r"expected sample_weight of shape \(18,\)"),
+     ({}, np.zeros(18), "expected a positive sample weight for at least one sample"),
+     ({"class_weight": {"purple": 2.0}}, None, r"got unknown label\(s\) 'purple'")],
+)
+def test_bad_weights_fail_before_encoding_and_keep_the_fit(make_clf, data, encoded_rows,
+                                                           params, sample_weight, match):
+    """A bad weight fails before any image is encoded; a fitted classifier keeps its fit."""
+    images, y = data
+    labels = np.array(NAMES)[y]
+    clf = make_clf().fit(images, labels)
+    fitted = {name: value for name, value in vars(clf).items() if name.endswith("_")}
+    encoded_rows["rows"] = 0
+    with pytest.raises(ValueError, match=match):
+        clf.set_params(**params).fit(make_images(18, seed=120), labels,
+                                     sample_weight=sample_weight)
+    assert encoded_rows["rows"] == 0
+    after = {name: value for name, value in vars(clf).items() if name.endswith("_")}
+    assert after.keys() == fitted.keys()
+    assert all(after[name] is value for name, value in fitted.items())  # not even replaced
+
+
+def test_sample_weight_is_routed_through_a_pipeline(make_clf, data):
+    """With metadata routing, a Pipeline passes sample_weight on to the classifier."""
+    from sklearn import config_context
+
+    images, y = data
+    weights = np.where(y == 1, 3.0, 1.0)
+    with config_context(enable_metadata_routing=True):
+        clf = make_clf().set_fit_request(sample_weight=True)
+        pipeline = make_pipeline(FunctionTransformer(lambda X: X), clf)
+        pipeline.fit(images, y, sample_weight=weights)
+    expected = make_clf().fit(images, y, sample_weight=weights)
+    np.testing.assert_array_equal(pipeline[-1].residual_, expected.residual_)
+    assert not np.allclose(expected.residual_, make_clf().fit(images, y).residual_)
+
+
+def test_enhanced_base_tuning_uses_the_weights(make_clf, data):
+    """With base="enhanced", the weights also weigh the projection tuning."""
+    images, y = data
+    weights = np.where(y == 0, 5.0, 0.5)
+    params = dict(base="enhanced", enhance_max_iter=5, max_iter=2)
+    plain = make_clf(**params).fit(images, y)
+    weighted = make_clf(**params).fit(images, y, sample_weight=weights)
+    balanced = make_clf(class_weight={0: 5.0, 1: 0.5, 2: 0.5}, **params).fit(images, y)
+    assert np.abs(weighted.base_weights_ - plain.base_weights_).max() > 1e-4
+    np.testing.assert_allclose(weighted.base_weights_, balanced.base_weights_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("labels", ["names", "indices", "mapping"])
+def test_extend_classes_adds_text_base_rows(make_clf, data, labels):
+    """New rows are what a fit with the new names gives; old rows and self are unchanged."""
+    from sklearn_taskres import clear_feature_cache
+
+    images, y = data
+    if labels == "mapping":
+        clf = make_clf({10: "red", 20: "green", 30: "blue"}).fit(images, np.array([10, 20, 30])[y])
+        new, new_labels = {40: "yellow", 50: "cyan"}, [40, 50]
+        classnames = {10: "red", 20: "green", 30: "blue", 40: "yellow", 50: "cyan"}
+    else:
+        clf = make_clf().fit(images, np.array(NAMES)[y] if labels == "names" else y)
+        new = ["yellow", "cyan"]
+        new_labels = new if labels == "names" else [3, 4]
+        classnames = [*NAMES, *new]
+    residual, classes = clf.residual_.copy(), clf.classes_.copy()
+    extended = clf.extend_classes(new)
+    assert extended.classes_.tolist() == [*classes.tolist(), *new_labels]
+    assert extended.classnames == classnames and clf.classnames != classnames
+    np.testing.assert_array_equal(clf.residual_, residual)
+    np.testing.assert_array_equal(clf.classes_, classes)
+    np.testing.assert_array_equal(extended.residual_[:3], residual)
+    np.testing.assert_array_equal(extended.residual_[3:], 0)
+    np.testing.assert_array_equal(extended.base_weights_[:3], clf.base_weights_)
+    clear_feature_cache()  # the rows of a fit with all names, encoded afresh
+    full = make_clf(classnames, max_iter=1).fit(images[:2], np.array(new_labels)[[0, 1]])
+    np.testing.assert_allclose(extended.base_weights_[3:], full.base_weights_[3:], rtol=1e-5,
+                               atol=1e-6)
+    proba = extended.predict_proba(images)
+    assert proba.shape == (len(images), 5)
+    back = extended.restrict_classes(classes)
+    np.testing.assert_array_equal(back.predict_proba(images), clf.predict_proba(images))
+    np.testing.assert_array_equal(back.predict(images), clf.predict(images))
+
+
+@pytest.mark.parametrize(
+    "classnames, match",
+    [(["cyan", "green"], "expected names of new classes; got 'green', already in classnames"),
+     (["cyan", "cyan"], r"expected distinct class names; got duplicates \['cyan'\]"),
+     ([], "expected at least one new class; got none"),
+     (["cyan", ""], r"classnames\[1\]: expected a non-empty string; got ''"),
+     ("cyan", "expected a sequence of names; got the string 'cyan'"),
+     ({5: "cyan"}, r"expected a sequence of names, as this classifier's classnames; got a "
+                   "mapping")],
+)
+def test_extend_classes_rejects_present_or_bad_names(make_clf, data, classnames, match):
+    clf = make_clf().fit(*data)
+    with pytest.raises(ValueError, match=match):
+        clf.extend_classes(classnames)
+
+
+def test_extend_classes_names_a_present_label(make_clf, data):
+    images, y = data
+    clf = make_clf({0: "red", 1: "green", 2: "blue"}).fit(images, y)
+    with pytest.raises(ValueError, match="expected labels of new classes; got 2, already in "
+                                         "classes_"):
+        clf.extend_classes({2: "cyan"})
+    with pytest.raises(ValueError, match=r"expected a mapping \{label: name\}, as this "
+                                         r"classifier's classnames; got \['cyan'\]"):
+        clf.extend_classes(["cyan"])
+
+
+def test_extend_classes_refuses_an_enhanced_base(make_clf, data):
+    clf = make_clf(base="enhanced", enhance_max_iter=1, max_iter=1).fit(*data)
+    with pytest.raises(ValueError, match="expected a classifier fitted with base='text'; got "
+                                         "base='enhanced'"):
+        clf.extend_classes(["cyan"])

@@ -12,6 +12,7 @@ import joblib
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.base import clone
 
 from sklearn_taskres import TaskResClassifier, WeightsUnavailableError, load_model
 from sklearn_taskres.cli import main
@@ -465,3 +466,26 @@ def test_unknown_attributes_of_the_package_are_named():
 
     with pytest.raises(AttributeError, match="has no attribute 'TaskResClassifer'"):
         sklearn_taskres.TaskResClassifer  # noqa: B018
+
+
+def test_fit_class_weight_balanced(capsys, tmp_path, workspace, tiny):
+    """fit --class-weight balanced weighs an imbalanced folder as class_weight="balanced"."""
+    data = image_folder(tmp_path / "data", {"blue": (20, 40, 230), "red": (220, 30, 30)})
+    _write_images(data / "red", (200, 50, 40), 4, seed=7)  # red: 4 images, blue: 2
+    output = tmp_path / "balanced.joblib"
+    status, _, _ = run(capsys, "fit", data, "-o", output, "--class-weight", "balanced",
+                       *tiny, "--epochs", "5")
+    assert status == 0
+    classifier = joblib.load(output)
+    assert classifier.class_weight == "balanced"
+    paths, labels = [], []
+    for folder in ("blue", "red"):
+        for path in sorted((data / folder).iterdir()):
+            paths.append(path)
+            labels.append(folder)
+    expected = clone(classifier).fit(paths, labels)
+    np.testing.assert_allclose(classifier.residual_, expected.residual_, rtol=1e-5, atol=1e-7)
+    plain = clone(classifier).set_params(class_weight=None).fit(paths, labels)
+    assert not np.allclose(classifier.residual_, plain.residual_, rtol=1e-3, atol=1e-6)
+    status, _, err = run(capsys, "fit", data, "-o", output, "--class-weight", "equal", *tiny)
+    assert status == 2 and "invalid choice: 'equal'" in err

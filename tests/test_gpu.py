@@ -52,3 +52,21 @@ def test_views_train_on_cuda_like_on_cpu(batch_size):
     cuda, cuda_losses = train_residual(views, y, base, device=torch.device("cuda"), **recipe)
     np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(cuda_losses, cpu_losses, rtol=1e-4)
+
+
+@pytest.mark.parametrize("batch_size", [64, 512])
+def test_weighted_training_on_cuda_like_on_cpu(batch_size):
+    """Sample weights, zero ones included, train on CUDA as on the CPU."""
+    from sklearn_taskres._training import train_residual
+
+    rng = np.random.RandomState(2)
+    base = rng.normal(size=(7, 32)).astype(np.float32)
+    y = rng.randint(0, 7, 300)
+    X = (base[y] + 2 * rng.normal(size=(300, 32))).astype(np.float32)
+    weights = rng.uniform(0, 2, 300) * (rng.uniform(size=300) > 0.2)
+    recipe = dict(alpha=0.5, logit_scale=50.0, learning_rate=5e-3, max_iter=15,
+                  batch_size=batch_size, weight_decay=5e-4, seed=4, sample_weight=weights)
+    cpu, cpu_losses = train_residual(X, y, base, device=torch.device("cpu"), **recipe)
+    cuda, cuda_losses = train_residual(X, y, base, device=torch.device("cuda"), **recipe)
+    np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(cuda_losses, cpu_losses, rtol=1e-4)

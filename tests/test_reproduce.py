@@ -145,9 +145,9 @@ def test_augmented_views_are_cached_and_train_taskres_only(
     fitted = []
     fit_views = TaskResHead._fit_views
 
-    def spy(self, views, y):
+    def spy(self, views, y, *args, **kwargs):
         fitted.append(views.shape)
-        return fit_views(self, views, y)
+        return fit_views(self, views, y, *args, **kwargs)
 
     monkeypatch.setattr(TaskResHead, "_fit_views", spy)
     output = tmp_path / "results"
