@@ -4,6 +4,8 @@ Subcommands:
 
 - ``fit DIR -o MODEL``: learn TaskRes on a folder of labelled images;
 - ``predict MODEL PATHS...``: label images (files or folders, scanned recursively);
+  with ``--ray ADDRESS`` on a Ray cluster (``local``, ``auto`` or ``ray://host:port``),
+  printing the same rows, or writing them as Parquet files with ``--output DIR``;
 - ``evaluate MODEL DIR``: accuracy, per-class accuracy and confusion matrix on a folder;
 - ``zero-shot DIR``: CLIP's zero-shot classifier from the folder names, evaluated there.
 
@@ -20,7 +22,8 @@ not list keep their default name.
 ``--model-config FILE.json`` registers an open_clip model config, named after
 the file's stem, before the command runs (so that custom or tiny models work
 offline); ``--debug`` shows the traceback of an error. Both are accepted
-before or after the subcommand.
+before or after the subcommand. A model file carries the config of the model
+it was fitted with, so ``predict`` and ``evaluate`` need no ``--model-config``.
 
 Exit status
 -----------
@@ -579,10 +582,19 @@ def _fit(args):
 
 def _predict(args):
     """``predict``: one row per image, its predicted label and optionally probabilities."""
+    if args.output is not None and args.ray is None:
+        raise CommandError("expected --output DIR together with --ray ADDRESS; got --output "
+                           "alone (without --ray the rows are printed)")
+    if args.output is not None:
+        _check_empty_output_dir(args.output)
     classifier = _with_overrides(load_classifier(args.model_file), args)
     paths = _collect_images(args.paths)
     classes = [_plain(label) for label in classifier.classes_]
-    if args.proba:
+    if args.ray is not None:
+        predicted, proba = _predict_on_ray(classifier, paths, args)
+        if predicted is None:
+            return EXIT_OK
+    elif args.proba:
         proba = classifier.predict_proba(paths)
         predicted = classifier.classes_.take(proba.argmax(axis=1))
     else:
@@ -606,6 +618,56 @@ def _predict(args):
     for row in rows:
         writer.writerow([row["path"], row["label"], *row.get("proba", {}).values()])
     return EXIT_OK
+
+
+def _check_empty_output_dir(directory):
+    path = Path(directory)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise CommandError(
+            f"expected --output to be a new or empty folder; got {str(path)!r}, which "
+            f"{'is not a folder' if not path.is_dir() else 'already holds files'} (nothing is "
+            "overwritten: remove it or choose another folder)"
+        )
+
+
+def _predict_on_ray(classifier, paths, args):
+    """Predict through :func:`sklearn_taskres.ray.predict_dataset` on the cluster at ``--ray``.
+
+    Returns the labels and probabilities in the order of ``paths``, or
+    ``(None, None)`` after writing Parquet files to ``--output``.
+    """
+    try:
+        import ray
+
+        from .ray import predict_dataset
+    except ImportError as exc:
+        raise CommandError(str(exc), EXIT_FAILURE) from exc
+
+    started = not ray.is_initialized()
+    if started:
+        options = {"include_dashboard": False} if args.ray == "local" else {}
+        ray.init(address=args.ray, logging_level="WARNING", **options)
+    try:
+        dataset = ray.data.from_items([{"path": str(path)} for path in paths])
+        predicted = predict_dataset(classifier, dataset, image_column="path",
+                                    proba=args.proba, num_gpus=args.num_gpus)
+        if args.output is not None:
+            predicted.write_parquet(str(args.output))
+            _note(f"wrote the predictions of {len(paths)} images to {args.output} (Parquet: "
+                  "columns path, label" + (", proba" if args.proba else "") + ")")
+            return None, None
+        row_of = {str(path): index for index, path in enumerate(paths)}
+        labels = [None] * len(paths)
+        proba = np.zeros((len(paths), len(classifier.classes_))) if args.proba else None
+        for batch in predicted.iter_batches(batch_format="numpy", batch_size=None):
+            for offset, path in enumerate(batch["path"]):
+                labels[row_of[path]] = batch["label"][offset]
+                if proba is not None:
+                    proba[row_of[path]] = batch["proba"][offset]
+        return np.asarray(labels, dtype=classifier.classes_.dtype), proba
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _evaluate(args):
@@ -792,6 +854,15 @@ def build_parser():
     predict.add_argument("--format", choices=("csv", "json"), default="csv",
                          help="csv (columns path, label, proba_<class>...) or json (a list of "
                          "{path, label, proba}) (default: csv)")
+    predict.add_argument("--ray", metavar="ADDRESS", default=None,
+                         help="predict on a Ray cluster (needs the ray extra): 'local' starts "
+                         "Ray on this machine; 'auto' or ray://host:10001 joins a cluster")
+    predict.add_argument("--num-gpus", type=_float(0, True), default=0, metavar="N",
+                         help="with --ray: GPUs per worker (default: 0, workers on the CPU)")
+    predict.add_argument("--output", metavar="DIR", default=None,
+                         help="with --ray: write Parquet files (columns path, label and, with "
+                         "--proba, proba in the order of the model's classes) to DIR, a new or "
+                         "empty folder, instead of printing the rows")
     predict.set_defaults(handler=_predict)
 
     evaluate = commands.add_parser(

@@ -1,6 +1,7 @@
 """sklearn_taskres.ray on a real local Ray instance (2 CPUs, shared by the module's tests)."""
 
 import importlib
+import json
 import os
 import signal
 import sys
@@ -184,3 +185,68 @@ def test_importing_without_ray_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "sklearn_taskres.ray")
     with pytest.raises(ImportError, match=r'pip install "sklearn-taskres\[ray\]"'):
         importlib.import_module("sklearn_taskres.ray")
+
+
+@pytest.fixture(scope="module")
+def model_and_images(fitted, data, tmp_path_factory):
+    import joblib
+
+    root = tmp_path_factory.mktemp("cli_ray")
+    joblib.dump(fitted, root / "model.joblib")
+    folder = root / "photos"
+    folder.mkdir()
+    for index, image in enumerate(data[0][:15]):
+        Image.fromarray(image).save(folder / f"{index:02d}.png")
+    return root / "model.joblib", folder
+
+
+def _cli(capsys, *argv):
+    from sklearn_taskres.cli import main
+
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_predict_on_ray_prints_the_same_rows(capsys, model_and_images):
+    """predict --ray local prints what predict prints, row for row."""
+    model, folder = model_and_images
+    options = ["--proba", "--format", "json", "--device", "cpu"]
+    status, here, _ = _cli(capsys, "predict", model, folder, *options)
+    assert status == 0
+    status, on_ray, err = _cli(capsys, "predict", model, folder, *options, "--ray", "local")
+    assert status == 0, err
+    here, on_ray = json.loads(here), json.loads(on_ray)
+    assert [row["path"] for row in on_ray] == [row["path"] for row in here]
+    assert [row["label"] for row in on_ray] == [row["label"] for row in here]
+    for mine, theirs in zip(on_ray, here, strict=True):
+        assert mine["proba"] == pytest.approx(theirs["proba"], rel=1e-5, abs=1e-7)
+
+
+def test_cli_predict_on_ray_writes_parquet_to_a_new_folder(capsys, model_and_images, tmp_path):
+    """--output DIR writes Parquet; an existing folder with files is refused, never overwritten."""
+    import pyarrow.parquet as pq
+
+    model, folder = model_and_images
+    output = tmp_path / "labels"
+    status, out, err = _cli(capsys, "predict", model, folder, "--ray", "local", "--proba",
+                            "--device", "cpu", "--output", output)
+    assert status == 0, err
+    assert out == "" and "wrote the predictions of 15 images" in err
+    table = pq.read_table(output).to_pydict()
+    assert sorted(table) == ["label", "path", "proba"]
+    expected = joblib_predict(model, table["path"])
+    assert table["label"] == expected.tolist()
+    assert all(len(row) == 3 for row in table["proba"])
+
+    status, _, err = _cli(capsys, "predict", model, folder, "--ray", "local", "--output", output)
+    assert status == 2
+    assert "expected --output to be a new or empty folder" in err and "already holds files" in err
+    status, _, err = _cli(capsys, "predict", model, folder, "--output", tmp_path / "other")
+    assert status == 2 and "expected --output DIR together with --ray ADDRESS" in err
+
+
+def joblib_predict(model, paths):
+    import joblib
+
+    return joblib.load(model).predict(paths)
