@@ -249,6 +249,7 @@ class FeatureStore:
         """Read and check the vectors of ``digests``; drop the locations that fail."""
         found = {}
         pending = list(dict.fromkeys(digests))
+        n_damaged = self.n_damaged
         while pending:
             by_shard = {}
             for digest in pending:
@@ -274,14 +275,15 @@ class FeatureStore:
                 finally:
                     if descriptor is not None:
                         os.close(descriptor)
+        if self.n_damaged > n_damaged:
+            logger.warning("%d damaged vector(s) in the feature store %s: not used",
+                           self.n_damaged - n_damaged, self.directory)
         return [found.get(digest) for digest in digests]
 
     def _drop(self, digest, location):
         if self._index.get(digest) != location:
             return
         self.n_damaged += 1
-        logger.warning("a damaged vector in shard %s of %s: computing it again", location[0],
-                       self.directory)
         spares = self._spares.get(digest)
         if spares:
             self._index[digest] = spares.pop(0)

@@ -1,4 +1,4 @@
-"""The on-disk feature store behind cache_dir: packed, keyed by content, checksummed, crash-safe."""
+"""The feature store behind cache_dir: packed, keyed by content, checksummed, crash-safe."""
 
 import hashlib
 import os
