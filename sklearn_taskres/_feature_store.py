@@ -263,13 +263,13 @@ class FeatureStore:
                 except OSError:
                     descriptor = None
                 try:
-                    for digest in group:
-                        location = self._index[digest]
-                        value = _read_vector(descriptor, location)
+                    for digest, value in _read_vectors(
+                        descriptor, [(digest, self._index[digest]) for digest in group]
+                    ):
                         if value is not None:
                             found[digest] = value
                         else:
-                            self._drop(digest, location)
+                            self._drop(digest, self._index[digest])
                             if digest in self._index:  # a spare copy to try
                                 pending.append(digest)
                 finally:
@@ -365,18 +365,35 @@ def _write_all(descriptor, data):
         view = view[os.write(descriptor, view) :]
 
 
-def _read_vector(descriptor, location):
-    _, offset, size, code, checksum = location
-    dtype = _DTYPES.get(code)
-    if descriptor is None or dtype is None or size % dtype.itemsize:
-        return None
-    try:
-        payload = os.pread(descriptor, size, offset)
-    except OSError:
-        return None
-    if len(payload) != size or _checksum(payload) != checksum:
-        return None
-    return np.frombuffer(payload, dtype=dtype).copy()
+def _read_vectors(descriptor, located):
+    """``(digest, vector or None)`` for ``(digest, location)`` pairs of one shard.
+
+    Vectors that lie back to back (written in one batch) are read in one call.
+    """
+    located = sorted(located, key=lambda pair: pair[1][1])
+    runs = []
+    for pair in located:
+        _, offset, size, _, _ = pair[1]
+        if runs and runs[-1][1] == offset:
+            runs[-1][1] += size
+            runs[-1][2].append(pair)
+        else:
+            runs.append([offset, offset + size, [pair]])
+    for start, end, pairs in runs:
+        try:
+            block = os.pread(descriptor, end - start, start) if descriptor is not None else b""
+        except OSError:
+            block = b""
+        block = memoryview(block)
+        for digest, location in pairs:
+            _, offset, size, code, checksum = location
+            payload = block[offset - start : offset - start + size]
+            dtype = _DTYPES.get(code)
+            if (dtype is None or len(payload) != size or size % dtype.itemsize
+                    or _checksum(payload) != checksum):
+                yield digest, None
+            else:
+                yield digest, np.frombuffer(payload, dtype=dtype).copy()
 
 
 def _write_marker(directory):
