@@ -187,8 +187,20 @@ class FeatureStore:
         if not records:
             return
         with self._lock:
-            writer = self._current_writer()
-            for digest, location in writer.append(records):
+            try:
+                located = self._current_writer().append(records)
+            except OSError as exc:  # read-only, full or gone: the caller has its vectors
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
+                warnings.warn(
+                    f"could not write to the feature store {str(self.directory)!r} ({exc}); "
+                    f"{len(records)} computed vector(s) were not stored",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                return
+            for digest, location in located:
                 self._index[digest] = location
                 self._spares.pop(digest, None)
 
@@ -459,6 +471,15 @@ def open_store(directory):
         return store
 
 
+def forget_stores():
+    """Drop every store's index from memory and close this process's shards."""
+    with _STORES_LOCK:
+        stores = list(_STORES.values())
+        _STORES.clear()
+    for store in stores:
+        store.close()
+
+
 def _forget_store(directory):
     path = str(Path(directory).expanduser().absolute())
     with _STORES_LOCK:
@@ -505,12 +526,7 @@ def feature_store_info(directory, *, verify=False):
     >>> info["n_vectors"], info["n_shards"], info["n_files"]
     (1, 1, 3)
     """
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"expected a feature store directory; got {str(directory)!r}, which "
-            f"{'is not a directory' if directory.exists() else 'does not exist'}"
-        )
+    directory = _existing(directory)
     store = FeatureStore(directory)  # a fresh look, not this process's cached index
     with store._lock:
         store._refresh()
@@ -530,6 +546,79 @@ def feature_store_info(directory, *, verify=False):
         "n_legacy_files": len(legacy),
         "n_legacy_bytes": sum(path.stat().st_size for path in legacy),
     }
+
+
+def compact_feature_store(directory):
+    """Rewrite the packed store in ``directory`` as one shard; return the files it replaced.
+
+    Every process that writes adds a shard, so a store used by many runs
+    gathers many files, and vectors computed by several processes at once are
+    stored more than once. Compacting keeps one copy of each vector that
+    passes its checksum, drops damaged and torn entries, and leaves a single
+    shard. Run it while no process is writing to the store: vectors a
+    writer appends during the compaction would go with its shard.
+
+    Parameters
+    ----------
+    directory : str or path
+        The ``cache_dir`` to compact.
+
+    Returns
+    -------
+    n_files : int
+        The files of the former shards, now removed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_taskres import compact_feature_store, feature_store_info
+    >>> from sklearn_taskres._feature_store import FeatureStore
+    >>> for writer in range(3):  # as three processes would
+    ...     FeatureStore(getfixture("tmp_path")).put(("example", 3), np.ones(4, np.float32))
+    >>> compact_feature_store(getfixture("tmp_path"))
+    6
+    >>> info = feature_store_info(getfixture("tmp_path"))
+    >>> info["n_vectors"], info["n_shards"]
+    (1, 1)
+    """
+    directory = _existing(directory)
+    _forget_store(directory)
+    store = FeatureStore(directory)
+    with store._lock:
+        store._refresh()
+        old = set(store._consumed) | store._unreadable
+        digests = list(store._index)
+        writer = None
+        try:
+            for start in range(0, len(digests), 4096):
+                chunk = digests[start : start + 4096]
+                records = [(digest, _CODES[value.dtype], value.tobytes())
+                           for digest, value in zip(chunk, store._read(chunk), strict=True)
+                           if value is not None]
+                if records:
+                    writer = writer or _ShardWriter(store.shard_directory)
+                    writer.append(records)
+        finally:
+            if writer is not None:
+                writer.close()
+    n_files = 0
+    for shard in old:
+        for suffix in (".idx", ".dat"):
+            path = store.shard_directory / f"{shard}{suffix}"
+            if path.exists():
+                path.unlink()
+                n_files += 1
+    return n_files
+
+
+def _existing(directory):
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"expected a feature store directory; got {str(directory)!r}, which "
+            f"{'is not a directory' if directory.exists() else 'does not exist'}"
+        )
+    return directory
 
 
 def clear_feature_store(directory, *, legacy_only=False):
@@ -566,12 +655,7 @@ def clear_feature_store(directory, *, legacy_only=False):
     >>> feature_store_info(getfixture("tmp_path"))["n_vectors"]
     0
     """
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"expected a feature store directory; got {str(directory)!r}, which "
-            f"{'is not a directory' if directory.exists() else 'does not exist'}"
-        )
+    directory = _existing(directory)
     _forget_store(directory)
     n_files = 0
     for folder in _legacy_folders(directory):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ._config import get_config
-from ._feature_store import open_store
+from ._feature_store import forget_stores, open_store
 from ._images import forget_file_digests, image_sources
 from ._progress import logger, progress
 
@@ -80,7 +80,7 @@ FEATURES = FeatureCache(get_config()["feature_cache_bytes"])
 
 
 def clear_feature_cache():
-    """Forget the features and file digests held in memory by this process.
+    """Forget the features, file digests and store indexes held in memory by this process.
 
     The next use of every image and prompt then reads and hashes it again
     and encodes it (or reads it from ``cache_dir``, which is left alone).
@@ -92,6 +92,7 @@ def clear_feature_cache():
     """
     FEATURES.clear()
     forget_file_digests()
+    forget_stores()
 
 
 def _lookup_or_compute(keys, compute_missing, cache_dir=None):

@@ -6,8 +6,8 @@ Subcommands:
 - ``predict MODEL PATHS...``: label images (files or folders, scanned recursively);
 - ``evaluate MODEL DIR``: accuracy, per-class accuracy and confusion matrix on a folder;
 - ``zero-shot DIR``: CLIP's zero-shot classifier from the folder names, evaluated there;
-- ``cache info DIR`` / ``cache clear DIR``: what the feature store of a ``--cache-dir``
-  holds; delete it.
+- ``cache info|compact|clear DIR``: what the feature store of a ``--cache-dir``
+  holds; rewrite it as one shard; delete it.
 
 A labelled folder is laid out as ``DIR/<class folder>/<images>``: every
 subfolder of ``DIR`` is a class, in sorted order, and its images are found
@@ -650,9 +650,15 @@ def _zero_shot(args):
 
 
 def _cache(args):
-    """``cache info DIR`` / ``cache clear DIR``: what a feature store holds; delete it."""
-    from ._feature_store import clear_feature_store, feature_store_info
+    """``cache info|compact|clear DIR``: what a feature store holds; compact it; delete it."""
+    from ._feature_store import clear_feature_store, compact_feature_store, feature_store_info
 
+    if args.action == "compact":
+        n_files = compact_feature_store(args.directory)
+        info = feature_store_info(args.directory)
+        print(f"replaced {n_files} file(s) by one shard of {info['n_vectors']} vector(s) in "
+              f"{args.directory}")
+        return EXIT_OK
     if args.action == "clear":
         n_files = clear_feature_store(args.directory, legacy_only=args.legacy)
         print(f"removed {n_files} file(s) from {args.directory}")
@@ -838,7 +844,9 @@ def build_parser():
     cache = commands.add_parser(
         "cache", parents=[common], help="show or clear an on-disk feature store",
         description="The feature store that --cache-dir (and cache_dir=) fills: 'info DIR' "
-        "says what it holds, 'clear DIR' deletes it (and nothing else in DIR).",
+        "says what it holds, 'compact DIR' rewrites it as one shard with one copy of each "
+        "vector, 'clear DIR' deletes it (and nothing else in DIR). Compact and clear while no "
+        "process is writing to the store.",
     )
     actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
     info = actions.add_parser("info", help="vectors, shards, files and bytes of a store")
@@ -846,6 +854,8 @@ def build_parser():
     info.add_argument("--verify", action="store_true",
                       help="read every vector and check it against its checksum")
     info.add_argument("--json", action="store_true", help="print the figures as JSON")
+    compact = actions.add_parser("compact", help="rewrite a store as one shard")
+    compact.add_argument("directory", metavar="DIR", help="the --cache-dir of earlier runs")
     clear = actions.add_parser("clear", help="delete a store")
     clear.add_argument("directory", metavar="DIR", help="the --cache-dir of earlier runs")
     clear.add_argument("--legacy", action="store_true",

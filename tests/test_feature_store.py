@@ -14,7 +14,12 @@ import torch
 from helpers import make_dataset, make_images
 from PIL import Image
 
-from sklearn_taskres import TaskResClassifier, clear_feature_store, feature_store_info
+from sklearn_taskres import (
+    TaskResClassifier,
+    clear_feature_store,
+    compact_feature_store,
+    feature_store_info,
+)
 from sklearn_taskres._clip import load_encoder
 from sklearn_taskres._feature_store import FeatureStore, _forget_store, key_digest, open_store
 from sklearn_taskres._features import FEATURES, _lookup_or_compute, image_features
@@ -334,6 +339,9 @@ def test_cli_cache_info_and_clear(tmp_path, capsys):
     assert "7 vector(s)" in out and "1 shard(s)" in out and "3 file(s)" in out
     assert main(["cache", "info", str(tmp_path), "--verify", "--json"]) == 0
     assert '"n_damaged": 0' in capsys.readouterr().out
+    FeatureStore(tmp_path).put(("v", 1), vector(1))  # a second shard, one key again
+    assert main(["cache", "compact", str(tmp_path)]) == 0
+    assert "replaced 4 file(s) by one shard of 7 vector(s)" in capsys.readouterr().out
     assert main(["cache", "clear", str(tmp_path)]) == 0
     assert "removed 3 file(s)" in capsys.readouterr().out
     assert feature_store_info(tmp_path)["n_vectors"] == 0
@@ -358,3 +366,48 @@ def test_writes_after_a_fork_go_to_a_shard_of_the_child(tmp_path):
     store.put(("v", 2), vector(2))
     info = feature_store_info(tmp_path, verify=True)
     assert (info["n_vectors"], info["n_shards"], info["n_damaged"]) == (3, 2, 0)
+
+
+def test_a_store_that_cannot_be_written_warns_and_the_features_still_come(encoder, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    images = make_images(2, seed=707)
+    expected = image_features(encoder, images)
+    FEATURES.clear()
+    with pytest.warns(UserWarning, match=r"could not write to the feature store .*file/cache"
+                      r".*2 computed vector\(s\) were not stored"):
+        features = image_features(encoder, images, cache_dir=tmp_path / "file" / "cache")
+    np.testing.assert_array_equal(features, expected)
+
+
+def test_clear_feature_cache_forgets_the_store_index_too(tmp_path):
+    from sklearn_taskres import clear_feature_cache
+    from sklearn_taskres._feature_store import _STORES
+
+    open_store(tmp_path).put(("v", 1), vector(1))
+    assert any(key[1] == str(tmp_path) for key in _STORES)
+    clear_feature_cache()
+    assert not _STORES
+    assert open_store(tmp_path).get(("v", 1))[0] == 1000
+
+
+def test_compacting_keeps_one_good_copy_of_every_vector_in_one_shard(tmp_path):
+    shards = []
+    for first, last in ((0, 300), (200, 500), (450, 600)):  # three writers, overlapping keys
+        store = FeatureStore(tmp_path)
+        store.put_many([(("v", i), vector(i)) for i in range(first, last)])
+        shards.append(tmp_path / "shards" / f"{store._writer.name}.dat")
+    content = bytearray(shards[0].read_bytes())
+    content[8 + 64 * 5] ^= 1  # vector 5 of the first writer: its only copy
+    content[8 + 64 * 250] ^= 1  # vector 250: the second writer has another copy
+    shards[0].write_bytes(bytes(content))
+    with open(shards[2].with_suffix(".idx"), "ab") as file:
+        file.write(b"torn")
+    assert compact_feature_store(tmp_path) == 6
+    info = feature_store_info(tmp_path, verify=True)
+    assert (info["n_vectors"], info["n_shards"], info["n_files"], info["n_damaged"]) == (
+        599, 1, 3, 0)
+    assert info["n_bytes"] < 600 * 128 + 200
+    values = FeatureStore(tmp_path).get_many([("v", i) for i in range(600)])
+    assert values[5] is None
+    for i in [*range(5), *range(6, 600)]:
+        np.testing.assert_array_equal(values[i], vector(i))
