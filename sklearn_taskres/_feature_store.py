@@ -34,9 +34,9 @@ keeps its index in shared memory (the ``-shm`` file) that only processes on
 one host can share: SQLite's documentation says WAL does not work over a
 network file system. Its rollback-journal mode instead relies on POSIX
 advisory locks, which many NFS setups get wrong, and a broken lock there is a
-corrupt database, not a slower one; it also lets only one process write at a
-time. Clusters keep shared data on network file systems, and that is where
-this store has to work.
+corrupt database, not a slower one. In either mode one process writes at a
+time and the others wait. Clusters keep shared data on network file systems,
+and that is where this store has to work.
 
 The shards need no lock and no shared memory: no two processes ever write the
 same file, and nothing is modified in place. What each guarantee rests on:
@@ -55,12 +55,18 @@ same file, and nothing is modified in place. What each guarantee rests on:
   is dropped from the index and computed again, never served.
 
 On a network file system the store relies only on appends, reads and
-listing a folder. With NFS's close-to-open consistency, another host may see
-an entry before the vector it points to, or not see the latest entries yet:
-the first fails its checksum and the second is a miss, so either way that
-host computes the vector again rather than using a wrong one, and writes it to
-its own shard. The price of needing no locks is that vectors computed by
-several processes at once are stored several times.
+listing a folder, which NFS, Lustre and the like all do correctly when one
+client writes each file. What it does not get there is immediate
+visibility: under NFS's close-to-open consistency another host sees a
+writer's new vectors once the writer's client has sent them to the server
+(at the latest when the writer closes its shard or exits), and may see an
+entry before the bytes it points to. The first is a miss and the second fails
+its checksum, so either way that host computes the vector again instead of
+using a wrong one, and stores it in its own shard. The price of needing no
+locks is that vectors computed by several processes at once are stored
+several times, and that every writing process adds a shard:
+:func:`compact_feature_store` (``sklearn-taskres cache compact DIR``) rewrites a
+store as one shard with one copy of each vector, while no process writes.
 
 The former layout, one ``.feat`` file per vector in 256 folders, is read when
 found (its files are checked as before and copied into the packed store as
