@@ -14,7 +14,10 @@ _EXPORTS = {
     "TaskResHead": "._head",
     "WeightsUnavailableError": "._clip",
     "clear_feature_cache": "._features",
+    "clear_feature_store": "._feature_store",
+    "compact_feature_store": "._feature_store",
     "config_context": "._config",
+    "feature_store_info": "._feature_store",
     "get_config": "._config",
     "load_model": "._persistence",
     "sample_few_shot": ".fewshot",
@@ -27,7 +30,10 @@ __all__ = [
     "TaskResHead",
     "WeightsUnavailableError",
     "clear_feature_cache",
+    "clear_feature_store",
+    "compact_feature_store",
     "config_context",
+    "feature_store_info",
     "get_config",
     "load_model",
     "sample_few_shot",
@@ -40,6 +46,7 @@ if TYPE_CHECKING:  # for static analysis; at run time, __getattr__ imports on de
     from ._classifier import TaskResClassifier
     from ._clip import WeightsUnavailableError
     from ._config import config_context, get_config, set_config
+    from ._feature_store import clear_feature_store, compact_feature_store, feature_store_info
     from ._features import clear_feature_cache
     from ._head import TaskResHead
     from ._persistence import load_model, save_model

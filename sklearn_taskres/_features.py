@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ._config import get_config
-from ._disk_cache import DiskCache
+from ._feature_store import forget_stores, open_store
 from ._images import forget_file_digests, image_sources
 from ._progress import logger, progress
 
@@ -80,7 +80,7 @@ FEATURES = FeatureCache(get_config()["feature_cache_bytes"])
 
 
 def clear_feature_cache():
-    """Forget the features and file digests held in memory by this process.
+    """Forget the features, file digests and store indexes held in memory by this process.
 
     The next use of every image and prompt then reads and hashes it again
     and encodes it (or reads it from ``cache_dir``, which is left alone).
@@ -92,6 +92,7 @@ def clear_feature_cache():
     """
     FEATURES.clear()
     forget_file_digests()
+    forget_stores()
 
 
 def _lookup_or_compute(keys, compute_missing, cache_dir=None):
@@ -104,31 +105,35 @@ def _lookup_or_compute(keys, compute_missing, cache_dir=None):
     dtype = np.dtype(get_config()["feature_cache_dtype"])
     if dtype != np.float32:  # rounded features are other entries
         keys = [(*key, dtype.name) for key in keys]
-    disk = DiskCache(cache_dir) if cache_dir is not None else None
+    store = open_store(cache_dir) if cache_dir is not None else None
     found = {}
     missing = {}
     for position, key in enumerate(keys):
         if key in found or key in missing:
             continue
         value = FEATURES.get(key)
-        if value is None and disk is not None:
-            value = disk.get(key)
-            if value is not None:
-                FEATURES.put(key, value)
         if value is None:
             missing[key] = position
         else:
             found[key] = value
+    if missing and store is not None:
+        for key, value in zip(list(missing), store.get_many(list(missing)), strict=True):
+            if value is not None:
+                FEATURES.put(key, value)
+                found[key] = value
+                del missing[key]
     logger.debug("%d distinct keys: %d cached, %d to compute", len(found) + len(missing),
                  len(found), len(missing))
     if missing:
         computed = compute_missing(list(missing.values()))
+        stored = []
         for key, value in zip(missing, computed, strict=True):
             value = np.array(value, dtype=dtype)
             FEATURES.put(key, value)
-            if disk is not None:
-                disk.put(key, value)
+            stored.append((key, value))
             found[key] = value
+        if store is not None:
+            store.put_many(stored)
     return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
 

@@ -4,8 +4,10 @@ Run ``python -m sklearn_taskres.reproduce --root DATA`` on a dataset root laid
 out as CoOp's DATASETS.md describes. For every dataset, number of shots and
 seed it draws the few-shot training set as CoOp does (by default the very
 images CoOp's loaders draw for that seed, see :func:`plan_draws`), encodes the
-images once (features are cached on disk under the output folder, so later
-runs encode nothing), and evaluates on the test split:
+images once (features go to the feature store in ``--cache-dir``, by default
+``OUTPUT/features``, so later runs encode nothing; it is the store of
+``TaskResClassifier(cache_dir=...)``, and the two share what they encoded),
+and evaluates on the test split:
 
 - zero-shot CLIP: the text base classifier alone, with the class names as
   CoOp's zero-shot CLIP writes them (underscores replaced by spaces);
@@ -30,8 +32,8 @@ mean accuracy beside CoCoOp's published means.
 With ``--augment-views V`` TaskRes trains on ``V`` augmented views of every
 training image (the official augmentation: random resized crop with scale
 0.08-1, bicubic, and horizontal flip), one view per image drawn at random in
-every epoch. The views are encoded once and cached on disk beside the other
-features, keyed by ``V`` and the view seed. The view seed is fixed
+every epoch. The views are encoded once and stored with the other features,
+keyed by the view seed and each view's number. The view seed is fixed
 (:data:`VIEW_SEED`) rather than taken from the run's seed: every (shots, seed)
 then trains on the same views of an image, so an image drawn by several runs is
 augmented and encoded once. Only images that some draw trains on get views.
@@ -40,7 +42,7 @@ method is evaluated on the evaluation crop.
 
 Costs
 -----
-Each image is decoded and encoded once, then read from the disk cache, so a
+Each image is decoded and encoded once, then read from the feature store, so a
 second run encodes nothing: the test split of every dataset (from about 1,700
 images for DTD to 30,300 for Food-101 and 50,000 for ImageNet, plus the test
 sets of the ImageNet variants) and the drawn training and validation images
@@ -78,16 +80,13 @@ features differ from the official ones by rounding only.
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import random
-import re
 import sys
 import tempfile
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -278,7 +277,7 @@ def draw_record(dataset, shots, seed, method, draw):
     }
 
 
-# ---------------------------------------------------------------- on-disk features
+# ---------------------------------------------------------------- features
 
 
 class EncodedSplit:
@@ -292,137 +291,59 @@ class EncodedSplit:
         return self.features[np.searchsorted(self.positions, positions)]
 
 
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "none"
+class CountingEncoder:
+    """An image encoder that counts the images it encodes, for the run's log."""
 
-
-class FeatureStore:
-    """Image features on disk, one ``.npz`` per (dataset, split, encoder).
-
-    The file name holds the model, the weights and a digest of the encoder's
-    identity (weights file, precision, preprocessing, model config); inside,
-    every row is keyed by the image's path and (size, mtime), so a replaced
-    image is encoded again and a new image list reuses what it can. Files are
-    written to a temporary name and renamed, so an interrupted run never
-    leaves a truncated cache behind.
-    """
-
-    what = "image(s)"  # what one row is, for the log
-
-    def __init__(self, directory, encoder, tag):
-        self.directory = Path(directory)
+    def __init__(self, encoder):
         self.encoder = encoder
-        identity = repr((encoder.identity, tag)).encode()
-        self.digest = hashlib.blake2b(identity, digest_size=8).hexdigest()
-        model, weights = encoder.identity[0], encoder.identity[1]
-        if isinstance(weights, tuple):  # a checkpoint file: (path, size, mtime)
-            weights = Path(weights[0]).name
-        self.stem = f"{_slug(model)}-{_slug(weights)[:40]}-{self.digest}"
-        self.encoded_images = 0
+        self.n_encoded = 0
 
-    def path(self, dataset, split):
-        return self.directory / dataset.key / f"{split}-{self.stem}.npz"
+    def __getattr__(self, name):
+        return getattr(self.encoder, name)
 
-    def _features(self, images):
-        return image_features(self.encoder, images)
-
-    def encode(self, dataset, split, positions, log):
-        """Features of ``dataset.splits[split]`` at ``positions`` (sorted, unique)."""
-        paths = [dataset.splits[split].paths[p] for p in positions]
-        stamps = np.array([_stamp(dataset.directory / path) for path in paths], dtype=np.int64)
-        cache_path = self.path(dataset, split)
-        cached = self._load(cache_path, log)
-        features = [None] * len(paths)
-        missing = []
-        for row, (path, stamp) in enumerate(zip(paths, stamps, strict=True)):
-            hit = cached.get(path)
-            if hit is not None and np.array_equal(hit[0], stamp):
-                features[row] = hit[1]
-            else:
-                missing.append(row)
-        if missing:
-            log(f"[{dataset.key}] encoding {len(missing)} {split} {self.what}")
-            for start in range(0, len(missing), ENCODE_CHUNK):
-                chunk = missing[start : start + ENCODE_CHUNK]
-                try:
-                    encoded = self._features([dataset.directory / paths[row] for row in chunk])
-                except ValueError as exc:  # an undecodable image, named in the message
-                    raise DatasetLayoutError(f"{dataset.key} {split} split: {exc}") from exc
-                for row, vector in zip(chunk, encoded, strict=True):
-                    features[row] = vector
-            self.encoded_images += len(missing)
-            for row in missing:
-                cached[paths[row]] = (stamps[row], features[row])
-            self._save(cache_path, cached)
-        return EncodedSplit(np.asarray(positions), np.stack(features).astype(np.float32))
-
-    @staticmethod
-    def _load(path, log):
-        if not path.exists():
-            return {}
-        try:
-            with np.load(path, allow_pickle=False) as content:
-                paths, stamps, features = content["paths"], content["stamps"], content["features"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            log(f"ignoring the unreadable feature cache {path}: {exc}")
-            return {}
-        return {
-            str(image): (stamp, vector)
-            for image, stamp, vector in zip(paths, stamps, features, strict=True)
-        }
-
-    @staticmethod
-    def _save(path, cached):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        paths = sorted(cached)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.savez(
-                    file,
-                    paths=np.asarray(paths, dtype=str),
-                    stamps=np.stack([cached[p][0] for p in paths]),
-                    features=np.stack([cached[p][1] for p in paths]).astype(np.float32),
-                )
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+    def encode_images(self, pixels):
+        self.n_encoded += len(pixels)
+        return self.encoder.encode_images(pixels)
 
 
-class ViewStore(FeatureStore):
-    """Augmented views of images on disk: ``n_views`` embeddings per image and row.
+def encode_split(encoder, dataset, split, positions, cache_dir, log, n_views=0):
+    """Features of ``dataset.splits[split]`` at ``positions`` (sorted, unique).
 
-    A sibling of :class:`FeatureStore` with the same keys and guarantees. The
-    file name adds the number of views and the view seed, and the digest the
-    augmentation recipe, so a run with other views never reads these. Row
-    ``i`` holds the views of one image, shape (n_views, D); view ``v`` of an
-    image depends only on the seed, ``v`` and the image's content.
+    The features go through the feature store in ``cache_dir``, the one
+    ``TaskResClassifier(cache_dir=...)`` uses, keyed by the images' content:
+    an image encoded by an earlier run, or by a classifier fitted on the same
+    files, is read, not encoded. Images are encoded ``ENCODE_CHUNK`` at a
+    time and each chunk is stored at once, so an interrupted run keeps its
+    work. With ``n_views``, the rows are the ``n_views`` augmented views of
+    each image (seed :data:`VIEW_SEED`), shape (n_images, n_views, D).
     """
-
-    def __init__(self, directory, encoder, tag, n_views, seed=VIEW_SEED):
-        super().__init__(directory, encoder, (tag, "views", repr(encoder.augmentation)))
-        self.n_views = n_views
-        self.seed = seed
-        self.what = f"image(s) x {n_views} augmented view(s)"
-
-    def path(self, dataset, split):
-        name = f"{split}-views{self.n_views}-seed{self.seed}-{self.stem}.npz"
-        return self.directory / dataset.key / name
-
-    def _features(self, images):
-        views = augmented_image_features(self.encoder, images, self.n_views, self.seed)
-        return views.transpose(1, 0, 2)
-
-
-def _stamp(path):
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"expected the image {path} listed by the dataset's split; it does not exist"
-        ) from None
-    return stat.st_size, stat.st_mtime_ns
+    split_data = dataset.splits[split]
+    paths = [dataset.directory / split_data.paths[p] for p in positions]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"expected the image {path} listed by the dataset's split; it does not exist"
+            )
+    before = encoder.n_encoded
+    chunks = []
+    for start in range(0, len(paths), ENCODE_CHUNK):
+        chunk = paths[start : start + ENCODE_CHUNK]
+        try:
+            if n_views:
+                views = augmented_image_features(encoder, chunk, n_views, VIEW_SEED,
+                                                 cache_dir=cache_dir)
+                chunks.append(views.transpose(1, 0, 2))
+            else:
+                chunks.append(image_features(encoder, chunk, cache_dir=cache_dir))
+        except ValueError as exc:  # an undecodable image, named in the message
+            raise DatasetLayoutError(f"{dataset.key} {split} split: {exc}") from exc
+    encoded = encoder.n_encoded - before
+    if encoded:
+        total = len(paths) * max(n_views, 1)
+        what = f"augmented views ({n_views} per image)" if n_views else "images"
+        rest = ", the rest read from the feature store" if encoded < total else ""
+        log(f"[{dataset.key}] {split}: encoded {encoded} of {total} {what}{rest}")
+    return EncodedSplit(np.asarray(positions), np.concatenate(chunks).astype(np.float32))
 
 
 # ---------------------------------------------------------------- methods
@@ -516,15 +437,14 @@ def harmonic_mean(base, new):
 class Benchmark:
     """Runs the methods on the datasets and collects one record per run.
 
-    ``views`` is a :class:`ViewStore` when TaskRes trains on augmented views,
-    else None.
+    ``encoder`` is a :class:`CountingEncoder`; features go through the
+    feature store in ``args.cache_dir``, and TaskRes trains on
+    ``args.augment_views`` augmented views of each image when that is not 0.
     """
 
-    def __init__(self, args, encoder, store, device, log, views=None):
+    def __init__(self, args, encoder, device, log):
         self.args = args
         self.encoder = encoder
-        self.store = store
-        self.views = views
         self.device = device
         self.log = log
         self.records = []
@@ -542,8 +462,13 @@ class Benchmark:
         names = prompt_classnames(dataset.classnames, method, self.args.class_names)
         key = (dataset.key, tuple(names))
         if key not in self._bases:
-            self._bases[key] = text_base(self.encoder, names, resolve_templates(dataset.key))
+            self._bases[key] = text_base(self.encoder, names, resolve_templates(dataset.key),
+                                         cache_dir=self.args.cache_dir)
         return self._bases[key]
+
+    def _encode(self, dataset, split, positions, n_views=0):
+        return encode_split(self.encoder, dataset, split, positions, self.args.cache_dir,
+                            self.log, n_views)
 
     def _plan_draws(self, dataset):
         args = self.args
@@ -566,19 +491,17 @@ class Benchmark:
         draws = self._plan_draws(dataset)
         train_needed = [train for train, _, _ in draws.values()]
         train_needed += [val for _, split, val in draws.values() if split == "train"]
-        encoded = {"train": self.store.encode(
-            dataset, "train", np.unique(np.concatenate(train_needed)), self.log
-        )}
+        encoded = {
+            "train": self._encode(dataset, "train", np.unique(np.concatenate(train_needed)))
+        }
         val_needed = [val for _, split, val in draws.values() if split == "val"]
         if val_needed:
-            encoded["val"] = self.store.encode(
-                dataset, "val", np.unique(np.concatenate(val_needed)), self.log
-            )
-        if self.views is not None:
+            encoded["val"] = self._encode(dataset, "val", np.unique(np.concatenate(val_needed)))
+        if args.augment_views:
             drawn = np.unique(np.concatenate([train for train, _, _ in draws.values()]))
-            train_views = self.views.encode(dataset, "train", drawn, self.log)
+            train_views = self._encode(dataset, "train", drawn, args.augment_views)
         test = dataset.splits["test"]
-        X_test = self.store.encode(dataset, "test", np.arange(len(test)), self.log).features
+        X_test = self._encode(dataset, "test", np.arange(len(test))).features
         zero_shot_base = self._base(dataset, "zero-shot")
         accuracy = _accuracy(
             zero_shot_predict(X_test, zero_shot_base, dataset.classes), test.labels
@@ -603,7 +526,7 @@ class Benchmark:
 
             start = time.perf_counter()
             settings = taskres_settings(dataset.key, shots, args.epochs)
-            views = None if self.views is None else train_views.rows(train)
+            views = train_views.rows(train) if args.augment_views else None
             head = self._fit_taskres(self._base(dataset, "taskres"), dataset.classes, settings,
                                      seed, X_train, y_train, views)
             tr = _accuracy(head.predict(X_test), test.labels)
@@ -633,11 +556,11 @@ class Benchmark:
         is_base = np.isin(y_all, base_classes)
         trains = {key: train[is_base[train]] for key, (train, _, _) in draws.items()}
         needed = np.unique(np.concatenate(list(trains.values())))
-        encoded = self.store.encode(dataset, "train", needed, self.log)
-        if self.views is not None:
-            train_views = self.views.encode(dataset, "train", needed, self.log)
+        encoded = self._encode(dataset, "train", needed)
+        if args.augment_views:
+            train_views = self._encode(dataset, "train", needed, args.augment_views)
         test = dataset.splits["test"]
-        X_test = self.store.encode(dataset, "test", np.arange(len(test)), self.log).features
+        X_test = self._encode(dataset, "test", np.arange(len(test))).features
         halves = {}
         for half, classes in (("base", base_classes), ("new", new_classes)):
             in_half = np.isin(test.labels, classes)
@@ -662,7 +585,7 @@ class Benchmark:
         for (shots, seed), train in trains.items():
             start = time.perf_counter()
             settings = taskres_settings(dataset.key, shots, args.epochs)
-            views = None if self.views is None else train_views.rows(train)
+            views = train_views.rows(train) if args.augment_views else None
             head = self._fit_taskres(taskres_base[rows], classes, settings, seed,
                                      encoded.rows(train), y_all[train], views)
             base_accuracy = _accuracy(head.predict(X_base), y_base)
@@ -685,7 +608,7 @@ class Benchmark:
                 f"{', '.join(unknown[:5])}"
             )
         test = dataset.splits["test"]
-        X_test = self.store.encode(dataset, "test", np.arange(len(test)), self.log).features
+        X_test = self._encode(dataset, "test", np.arange(len(test))).features
         accuracy = _accuracy(
             zero_shot_predict(X_test, self._base(dataset, "zero-shot"), dataset.classes),
             test.labels,
@@ -916,6 +839,9 @@ def build_parser():
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--output", type=Path, default=Path("taskres-results"),
                         help="folder for results and cached features (default ./taskres-results)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="feature store shared with earlier runs and with "
+                        "TaskResClassifier(cache_dir=...) (default: OUTPUT/features)")
     parser.add_argument("--epochs", type=_argtypes.positive_int, default=None,
                         help="TaskRes epochs for every run (default: 100 up to 4 shots, else 200)")
     parser.add_argument("--augment-views", type=_argtypes.non_negative_int, default=0, metavar="V",
@@ -941,6 +867,14 @@ def build_parser():
 
 def _log(message):
     print(message, file=sys.stderr, flush=True)
+
+
+def _note_former_cache(cache_dir):
+    """Say that the per-split ``.npz`` files of earlier versions are no longer read."""
+    former = sorted(Path(cache_dir).glob("*/*.npz"))
+    if former:
+        _log(f"ignoring {len(former)} per-split feature file(s) (*/*.npz) of an earlier "
+             f"version under {cache_dir}: they are no longer read and can be deleted")
 
 
 def main(argv=None):
@@ -975,11 +909,9 @@ def main(argv=None):
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
 
     try:
-        tag = None
         if args.model_config is not None:
             config_text = args.model_config.read_text(encoding="utf-8")
             register_model_config(args.model_config.stem, json.loads(config_text))
-            tag = hashlib.blake2b(config_text.encode(), digest_size=8).hexdigest()
         device = resolve_device(args.device)
         loaded = {key: load_dataset(args.root, key) for key in datasets}
         encoder = load_encoder(args.model, pretrained, device)
@@ -998,11 +930,11 @@ def main(argv=None):
                          "max_iter": LINEAR_PROBE_MAX_ITER,
                          "max_validation_shots": MAX_VALIDATION_SHOTS},
     }
-    store = FeatureStore(args.output / "features", encoder, tag)
-    views = None
-    if args.augment_views:
-        views = ViewStore(args.output / "features", encoder, tag, args.augment_views)
-    benchmark = Benchmark(args, encoder, store, device, _log, views)
+    if args.cache_dir is None:
+        args.cache_dir = args.output / "features"
+    _note_former_cache(args.cache_dir)
+    counting = CountingEncoder(encoder)
+    benchmark = Benchmark(args, counting, device, _log)
     try:
         for key in datasets:
             if key in DISTRIBUTION_SHIFT_DATASETS:
@@ -1017,11 +949,8 @@ def main(argv=None):
         return 2
     table = format_base_to_new_table if args.protocol == "base2new" else format_table
     print(table(benchmark.records, args.shots, datasets))
-    encoded = f"{store.encoded_images} image(s) encoded"
-    if views is not None:
-        encoded += (f", and {views.n_views} augmented view(s) of {views.encoded_images} "
-                    "training image(s)")
-    _log(f"{encoded}; results in {args.output}")
+    _log(f"{counting.n_encoded} image(s) encoded (augmented views included); features in "
+         f"{args.cache_dir}; results in {args.output}")
     return 0
 
 

@@ -4,18 +4,21 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from test_fewshot import dassl_fewshot
 
-from sklearn_taskres import TaskResHead, reproduce
+from sklearn_taskres import TaskResClassifier, TaskResHead, feature_store_info, reproduce
+from sklearn_taskres._clip import load_encoder
 from sklearn_taskres._coop import (
     FEW_SHOT_DATASETS,
     DatasetLayoutError,
     base_and_new_classes,
     load_dataset,
 )
-from sklearn_taskres._features import FEATURES
+from sklearn_taskres._feature_store import _forget_store
+from sklearn_taskres._features import FEATURES, augmented_image_features
 from sklearn_taskres.reproduce import fit_linear_probe, format_table, main, plan_draws
 from sklearn_taskres.testing import TINY_CLIP_CONFIG, TINY_CLIP_NAME
 
@@ -126,10 +129,10 @@ def test_end_to_end_table_results_and_disk_cache(
         10.0**k for k in (-2, -1, 0, 1, 2)
     }
 
-    cached = sorted((output / "features").rglob("*.npz"))
-    assert {path.parent.name for path in cached} == {"eurosat", "dtd"}
-    n_cached = sum(len(np.load(path)["paths"]) for path in cached)
-    assert first_rows == n_cached > 0  # every cached image was encoded exactly once
+    store = feature_store_info(output / "features", verify=True)
+    n_prompts = 3 + 4  # one prompt per class (no class name has an underscore to replace)
+    assert first_rows == store["n_vectors"] - n_prompts > 0  # every image encoded once
+    assert store["n_damaged"] == 0 and store["n_files"] == 3
 
     FEATURES.clear()
     assert main(args) == 0
@@ -167,12 +170,13 @@ def test_augmented_views_are_cached_and_train_taskres_only(
     first_rows = encoded_rows["rows"]
     assert first_rows == sum(map(len, eval_crops.values())) + 2 * len(drawn)
     assert fitted == [(2, 3, 32)] * 2  # each seed: 2 views of 1 shot x 3 classes
-    (view_cache,) = (output / "features" / "eurosat").glob("train-views2-seed0-*.npz")
-    with np.load(view_cache) as content:
-        assert content["paths"].tolist() == sorted(
-            dataset.splits["train"].paths[p] for p in drawn
-        )
-        assert content["features"].shape == (len(drawn), 2, 32)
+    encoder = load_encoder(TINY_CLIP_NAME, None, torch.device("cpu"))
+    views = augmented_image_features(
+        encoder, [dataset.directory / dataset.splits["train"].paths[p] for p in drawn], 2,
+        reproduce.VIEW_SEED, cache_dir=output / "features",
+    )
+    assert views.shape == (2, len(drawn), 32)
+    assert encoded_rows["rows"] == first_rows  # the views were in the store
     rows = read_csv(output / "results.csv")
     assert {(r["method"], r["augment_views"]) for r in rows} == {
         ("zero-shot", ""), ("linear-probe", ""), ("taskres", "2")
@@ -397,23 +401,63 @@ def test_undecodable_image_is_named(coop_root, model_config, tmp_path, capsys):
     assert str(broken) in err
 
 
-def test_unreadable_feature_cache_is_rebuilt(coop_root, model_config, tmp_path, encoded_rows,
-                                             capsys):
-    """A damaged cache file is reported, ignored and rewritten, never trusted."""
+def test_damaged_features_are_encoded_again_never_trusted(coop_root, model_config, tmp_path,
+                                                           encoded_rows, capsys):
+    """Damaged vectors in the store are detected, encoded again and stored; nothing else is."""
     output = tmp_path / "results"
     args = harness_args(coop_root, output, model_config, "--datasets", "eurosat",
                         "--shots", "1", "--seeds", "1")
     FEATURES.clear()
     assert main(args) == 0
     first = encoded_rows["rows"]
-    test_cache = next((output / "features" / "eurosat").glob("test-*.npz"))
-    test_cache.write_bytes(b"damaged")
+    (data,) = (output / "features" / "shards").glob("*.dat")
+    content = data.read_bytes()
+    data.write_bytes(content[:8] + bytes(len(content) - 8))  # every vector zeroed
     FEATURES.clear()
+    _forget_store(output / "features")  # as a new process would
     capsys.readouterr()
     assert main(args) == 0
-    assert "ignoring the unreadable feature cache" in capsys.readouterr().err
-    assert encoded_rows["rows"] == first + 9  # the 9 test images, and nothing else
-    assert len(np.load(test_cache)["paths"]) == 9
+    assert encoded_rows["rows"] == 2 * first  # every image again, the prompts too
+    assert "[eurosat] test: encoded 9 of 9 images\n" in capsys.readouterr().err
+    info = feature_store_info(output / "features", verify=True)
+    assert info["n_vectors"] == first + 3  # the images and the 3 prompts
+    FEATURES.clear()
+    _forget_store(output / "features")
+    assert main(args) == 0
+    assert encoded_rows["rows"] == 2 * first
+
+
+def test_a_fitted_classifier_and_the_harness_share_the_store(
+    coop_root, model_config, tiny_model, tmp_path, encoded_rows, capsys
+):
+    """TaskResClassifier(cache_dir=D) on a dataset's images, then the harness on D: no encoding."""
+    dataset = load_dataset(coop_root, "eurosat")
+    paths, labels = [], []
+    for split in dataset.splits.values():
+        paths += [dataset.directory / path for path in split.paths]
+        labels += split.labels.tolist()
+    cache = tmp_path / "shared"
+    FEATURES.clear()
+    assert tiny_model == TINY_CLIP_NAME
+    TaskResClassifier(dataset.classnames, model=tiny_model, pretrained=None,
+                      device="cpu", max_iter=2, cache_dir=str(cache)).fit(paths, labels)
+    assert encoded_rows["rows"] == len(paths) == 27
+    (tmp_path / "old" / "features" / "eurosat").mkdir(parents=True)
+    (tmp_path / "old" / "features" / "eurosat" / "test-RN50.npz").write_bytes(b"former")
+    FEATURES.clear()
+    _forget_store(cache)
+    args = harness_args(coop_root, tmp_path / "old", model_config, "--datasets", "eurosat",
+                        "--shots", "1", "2", "--seeds", "1", "2", "--cache-dir", str(cache))
+    assert main(args) == 0
+    assert encoded_rows["rows"] == 27  # the harness encoded nothing
+    err = capsys.readouterr().err
+    assert "0 image(s) encoded" in err and f"features in {cache}" in err
+    assert not (tmp_path / "old" / "features" / "shards").exists()
+
+    FEATURES.clear()
+    main(harness_args(coop_root, tmp_path / "old", model_config, "--datasets", "eurosat",
+                      "--shots", "1", "--seeds", "1"))
+    assert "ignoring 1 per-split feature file(s)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- draws, prompts, base-to-new
@@ -490,9 +534,9 @@ def test_official_prompt_names(pets_root, model_config, tmp_path, monkeypatch):
     calls = []
     text_base = reproduce.text_base
 
-    def spy(encoder, names, templates, *rest):
+    def spy(encoder, names, templates, **options):
         calls.append(list(names))
-        return text_base(encoder, names, templates, *rest)
+        return text_base(encoder, names, templates, **options)
 
     monkeypatch.setattr(reproduce, "text_base", spy)
     args = harness_args(pets_root, tmp_path / "out", model_config, "--datasets", "oxford_pets",
