@@ -5,6 +5,7 @@ device, precision), and shared by every estimator and clone.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -178,7 +179,9 @@ def load_encoder(model_name, pretrained, device, precision="fp32", verbose=0):
     if pretrained is not None:
         pretrained = os.path.expanduser(os.fspath(pretrained))
     # A checkpoint rewritten at the same path is another model.
-    key = (model_name, pretrained, _file_stamp(pretrained), str(device), precision)
+    # So is a name registered again with another config.
+    key = (_config_identity(model_name), pretrained, _file_stamp(pretrained), str(device),
+           precision)
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
@@ -225,7 +228,7 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
             raise
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
-    identity = (model_name, weights["identity"], precision, repr(preprocess))
+    identity = (_config_identity(model_name), weights["identity"], precision, repr(preprocess))
     return ClipEncoder(model, preprocess, tokenizer, device, precision, identity)
 
 
@@ -317,7 +320,6 @@ def encoders_loaded():
 
 def register_model_config(name, config):
     """Register an open_clip model config (a dict) under ``name`` for this process."""
-    import hashlib
     import tempfile
 
     import open_clip
@@ -386,6 +388,19 @@ def ensure_model_config(name, config):
             f"Registered here: {json.dumps(known)}. Register the saved config under its name "
             "(or load the estimator in a process that does not register another one)."
         )
+
+
+def _config_identity(model_name):
+    """The model name, with a digest of its config when the config is a custom one.
+
+    Two configs registered under one name in different processes are
+    different models, and must not share cached features.
+    """
+    config = custom_model_config(model_name)
+    if config is None:
+        return model_name
+    text = json.dumps(config, sort_keys=True).encode()
+    return f"{model_name}#{hashlib.blake2b(text, digest_size=8).hexdigest()}"
 
 
 def _normalised(config):

@@ -121,3 +121,21 @@ def test_pickling_leaves_the_estimator_as_it_was(data):
     copy.deepcopy(fitted)
     assert set(vars(fitted)) == before
     assert "_open_clip_config" not in vars(fitted) and "_sklearn_taskres_format" not in vars(fitted)
+
+
+def test_two_configs_under_one_name_share_no_encoder_nor_features(data):
+    """A name registered again with another config is another model: other features."""
+    import torch
+
+    from sklearn_taskres._clip import load_encoder
+    from sklearn_taskres._features import image_features
+
+    images, _ = data
+    _register("TravelRenamedCLIP")
+    first = load_encoder("TravelRenamedCLIP", None, torch.device("cpu"))
+    before = image_features(first, images[:4])
+    _register("TravelRenamedCLIP", embed_dim=48)
+    second = load_encoder("TravelRenamedCLIP", None, torch.device("cpu"))
+    after = image_features(second, images[:4])
+    assert second is not first and second.identity != first.identity
+    assert before.shape == (4, 32) and after.shape == (4, 48)
