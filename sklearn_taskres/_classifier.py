@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from ._clip import PRECISIONS, load_encoder, resolve_precision
 from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, check_missing_labels, encode_labels
-from ._persistence import VersionedStateMixin
+from ._state import VersionedStateMixin
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
 
