@@ -688,11 +688,13 @@ def _common_options():
 
 def _add_model_options(parser):
     parser.add_argument("--model", default=None,
-                        help="open_clip model name (default: the --model-config stem if "
-                        f"given, else {_DEFAULT_MODEL})")
-    parser.add_argument("--pretrained", default="openai",
+                        help="open_clip model name, hf-hub:org/repo or local-dir:/path "
+                        "(default: the --model-config stem if given, else "
+                        f"{_DEFAULT_MODEL})")
+    parser.add_argument("--pretrained", default="auto",
                         help="open_clip pretrained tag or local checkpoint file; 'none' for a "
-                        "random initialisation (default: openai)")
+                        "random initialisation; 'auto': the weights of a hf-hub: or "
+                        "local-dir: model, else openai (default: auto)")
     parser.add_argument("--templates", action="append", metavar="TEMPLATE",
                         help="prompt template with one {} (such as 'a photo of a {}.') or the "
                         "name of a built-in set (such as eurosat or imagenet); repeat to "
