@@ -21,19 +21,13 @@ from sklearn_taskres import (
     load_model,
     save_model,
 )
-from sklearn_taskres._clip import load_encoder, register_model_config, save_model_folder
+from sklearn_taskres._clip import load_encoder, register_model_config
 from sklearn_taskres._features import image_features
 from sklearn_taskres.testing import TINY_CLIP_CONFIG
 
 CPU = torch.device("cpu")
 REPO = "sklearn-taskres/tiny-clip"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture(scope="session")
-def tiny_folder(tiny_model, tmp_path_factory):
-    """The tiny model (seeded random weights) saved as a local-dir folder."""
-    return save_model_folder(tiny_model, tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.fixture

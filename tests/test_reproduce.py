@@ -408,3 +408,14 @@ def test_unreadable_feature_cache_is_rebuilt(coop_root, model_config, tmp_path, 
     assert "ignoring the unreadable feature cache" in capsys.readouterr().err
     assert encoded_rows["rows"] == first + 9  # the 9 test images, and nothing else
     assert len(np.load(test_cache)["paths"]) == 9
+
+
+def test_a_local_dir_model_with_the_default_pretrained(coop_root, tiny_folder, tmp_path, capsys):
+    """--model local-dir:PATH takes the folder's config and weights; the cache file names it."""
+    output = tmp_path / "results"
+    args = ["--root", str(coop_root), "--model", f"local-dir:{tiny_folder}", "--device", "cpu",
+            "--output", str(output), "--epochs", "2", "--datasets", "eurosat", "--shots", "1",
+            "--seeds", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    [cached] = sorted((output / "features" / "eurosat").glob("test-*.npz"))
+    assert f"-{tiny_folder.name}-" in cached.name
