@@ -6,6 +6,7 @@ device, precision), and shared by every estimator and clone.
 
 import contextlib
 import os
+import re
 import socket
 import threading
 import urllib.parse
@@ -322,8 +323,18 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
         weights["identity"] = (repo_id, _hub_revision(repo_id)) + (
             () if pretrained is not None else ("random",)
         )
-    identity = (model_name, weights["identity"], precision, repr(preprocess))
+    identity = (model_name, weights["identity"], precision, _stable_repr(preprocess))
     return ClipEncoder(model, preprocess, tokenizer, device, precision, identity)
+
+
+def _stable_repr(transform):
+    """``repr(transform)`` without object addresses, the same in every process.
+
+    Older open_clip releases put a plain function in the transform, whose repr
+    holds its address: the on-disk feature cache would then never be shared
+    between processes.
+    """
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
 
 
 def _resolve_schema_weights(model_name, pretrained):

@@ -38,7 +38,6 @@ def data():
     return images, y
 
 
-
 def test_is_a_classifier(make_clf):
     assert is_classifier(make_clf())
 

@@ -208,9 +208,9 @@ def test_saved_and_pickled_local_dir_models_load_in_a_fresh_process(tiny_folder,
 
 def test_the_cli_fits_a_local_dir_model(tiny_folder, tmp_path, capsys):
     """--model local-dir:... with the default --pretrained."""
-    from sklearn_taskres.cli import main
-
     from PIL import Image
+
+    from sklearn_taskres.cli import main
 
     for colour, value in (("red", (250, 10, 10)), ("blue", (10, 10, 250))):
         (tmp_path / "data" / colour).mkdir(parents=True)
@@ -244,3 +244,18 @@ def test_an_unreachable_hub_is_asked_offline_for_a_schema_name(tiny_model, tiny_
     encoder = load_encoder(f"hf-hub:{REPO}", "auto", CPU)
     assert encoder.identity[1] == (REPO, "d" * 40)
     assert hub_constants.HF_HUB_OFFLINE is False
+
+
+def test_the_identity_holds_no_object_address(tiny_model, monkeypatch):
+    """A transform with a plain function (older open_clip) gives the same identity everywhere."""
+    import re
+
+    from sklearn_taskres._clip import _stable_repr
+
+    def to_rgb(image):
+        return image
+
+    text = _stable_repr([to_rgb])
+    assert "to_rgb" in text and not re.search(r"0x[0-9a-f]+", text)
+    encoder = load_encoder(tiny_model, None, CPU)
+    assert not re.search(r" at 0x[0-9a-f]+", repr(encoder.identity))

@@ -9,8 +9,7 @@ import pytest
 import skops.io
 from helpers import make_dataset
 
-from sklearn_taskres import TaskResClassifier, TaskResHead, load_model, save_model
-from sklearn_taskres import _persistence
+from sklearn_taskres import TaskResClassifier, TaskResHead, _persistence, load_model, save_model
 from sklearn_taskres._state import FORMAT_VERSION
 
 DATA = Path(__file__).parent / "data"

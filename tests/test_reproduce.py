@@ -64,7 +64,6 @@ def model_config(tmp_path):
     return path
 
 
-
 def harness_args(root, output, config, *extra):
     return [
         "--root", str(root), "--model", TINY_CLIP_NAME, "--pretrained", "none",
@@ -213,8 +212,9 @@ def test_imagenet_layout_and_distribution_shift(tmp_path, model_config, monkeypa
     root = tmp_path / "data"
     rng = np.random.RandomState(0)
     wnids = ["n01440764", "n01443537", "n01484850"]
-    names = "".join(f"{w} {n}\n" for w, n in zip(wnids, ["tench", "goldfish", "white shark"],
-                                                     strict=True))
+    names = "".join(
+        f"{w} {n}\n" for w, n in zip(wnids, ["tench", "goldfish", "white shark"], strict=True)
+    )
     tints = {wnid: rng.randint(0, 256, 3) for wnid in wnids}
     for folder, count in (("train", 3), ("val", 2)):
         for wnid in wnids:
