@@ -32,7 +32,13 @@ HUB_WEIGHTS_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin
 
 
 class WeightsUnavailableError(OSError):
-    """Pretrained CLIP weights could not be found locally nor downloaded."""
+    """Pretrained CLIP weights could not be found locally nor downloaded.
+
+    ``command_line_hint`` is the option of the command-line programs that
+    points at a local copy.
+    """
+
+    command_line_hint = "--pretrained /path/to/checkpoint"
 
 
 class ClipEncoder:
@@ -381,13 +387,15 @@ def _hub_weights_cached(repo_id):
 
 
 def _hub_unavailable(model_name):
-    return WeightsUnavailableError(
+    error = WeightsUnavailableError(
         f"the model {model_name!r} is not in the local Hugging Face cache "
         "(open_clip_config.json and the weights) and could not be downloaded. Connect to the "
         "internet once (huggingface_hub caches the repository under ~/.cache/huggingface, or "
         "HF_HUB_CACHE), or download the repository elsewhere and name its folder: "
         "model='local-dir:/path/to/folder'."
     )
+    error.command_line_hint = "--model local-dir:/path/to/folder"
+    return error
 
 
 def _resolve_weights(open_clip, model_name, pretrained):

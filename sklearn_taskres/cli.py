@@ -887,6 +887,6 @@ def main(argv=None):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, WeightsUnavailableError):
-            message += " On the command line: --pretrained /path/to/checkpoint."
+            message += f" On the command line: {exc.command_line_hint}."
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return status

@@ -259,3 +259,20 @@ def test_the_identity_holds_no_object_address(tiny_model, monkeypatch):
     assert "to_rgb" in text and not re.search(r"0x[0-9a-f]+", text)
     encoder = load_encoder(tiny_model, None, CPU)
     assert not re.search(r" at 0x[0-9a-f]+", repr(encoder.identity))
+
+
+def test_the_cli_says_how_to_use_a_hub_model_offline(hub_cache, tmp_path, capsys):
+    """A hub model missing offline: exit 1, and the way out is a local-dir: folder."""
+    from PIL import Image
+
+    from sklearn_taskres.cli import main
+
+    for colour in ("red", "blue"):
+        (tmp_path / "data" / colour).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "data" / colour / "a.png")
+    status = main(["fit", str(tmp_path / "data"), "-o", str(tmp_path / "m.skops"), "--model",
+                   "hf-hub:sklearn-taskres/absent", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "not in the local Hugging Face cache" in err
+    assert err.strip().endswith("On the command line: --model local-dir:/path/to/folder.")
