@@ -320,7 +320,7 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
         except RuntimeError as exc:
             if weights["kind"] == "tag" and "download" in str(exc).lower():
                 raise _unavailable(model_name, pretrained, force_quick_gelu) from exc
-            if weights["kind"] == "hf-hub":
+            if weights["kind"] == "hf-hub" and _is_download_failure(exc):
                 raise _hub_unavailable(model_name) from exc
             raise
     model.eval()
@@ -376,6 +376,12 @@ def _resolve_schema_weights(model_name, pretrained):
         ):
             raise _hub_unavailable(model_name)
     return weights
+
+
+def _is_download_failure(exc):
+    """Whether open_clip's error says a file could not be fetched from the Hub."""
+    message = str(exc).lower()
+    return "hf hub" in message or "download" in message or "could not be loaded" in message
 
 
 def _hub_weights_cached(repo_id):

@@ -276,3 +276,20 @@ def test_the_cli_says_how_to_use_a_hub_model_offline(hub_cache, tmp_path, capsys
     assert status == 1
     assert "not in the local Hugging Face cache" in err
     assert err.strip().endswith("On the command line: --model local-dir:/path/to/folder.")
+
+
+def test_a_failed_hub_download_online_is_the_same_clear_error(hub_cache, monkeypatch):
+    """Online, a download that fails inside open_clip becomes WeightsUnavailableError."""
+    import huggingface_hub.constants as hub_constants
+    import open_clip
+
+    from sklearn_taskres import _clip
+
+    def failing_config(*args, **kwargs):
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(_clip, "_hub_reachable", lambda endpoint, timeout=3.0: True)
+    monkeypatch.setattr(open_clip.factory, "_get_hf_config", failing_config)
+    with pytest.raises(WeightsUnavailableError, match="could not be downloaded"):
+        load_encoder("hf-hub:sklearn-taskres/elsewhere", "auto", CPU)
