@@ -24,17 +24,29 @@ from ._state import check_format
 _ESTIMATORS = {
     f"{cls.__module__}.{cls.__qualname__}": cls for cls in (TaskResClassifier, TaskResHead)
 }
-# What skops writes for the state of our estimators: each schema node names a
-# loader and the type it builds. Nodes of other loaders (functions, methods,
-# objects of other classes, operators...) are refused.
-_BUILTIN_TYPES = frozenset(
+# What skops writes for the state of our estimators, by loader: each schema
+# node names a loader and the type it builds. Some loaders call the type they
+# name (an array node calls a scalar type on its content, a random state node
+# calls its class), so the names are exact; nodes of other loaders (functions,
+# methods, objects of other classes, operators...) are refused.
+_BUILTINS = frozenset(
     f"builtins.{name}" for name in
     ("dict", "list", "tuple", "str", "int", "float", "bool", "complex", "NoneType")
 )
-_BUILTIN_LOADERS = frozenset({"DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode"})
-_NUMPY_LOADERS = frozenset(
-    {"NdArrayNode", "DTypeNode", "RandomStateNode", "RandomGeneratorNode", "TypeNode"}
+_NUMPY_ARRAYS = frozenset(
+    {"numpy.ndarray"} | {f"numpy.{scalar.__name__}" for scalar in set(np.sctypeDict.values())}
 )
+_ALLOWED = {
+    "ObjectNode": frozenset(_ESTIMATORS),
+    "DictNode": _BUILTINS,
+    "ListNode": _BUILTINS,
+    "TupleNode": _BUILTINS,
+    "JsonNode": _BUILTINS,
+    "TypeNode": _BUILTINS | _NUMPY_ARRAYS,
+    "NdArrayNode": _NUMPY_ARRAYS,
+    "RandomStateNode": frozenset({"numpy.random.mtrand.RandomState"}),
+    "RandomGeneratorNode": frozenset({"numpy.random._generator.Generator"}),
+}
 
 
 def save_model(estimator, path):
@@ -150,10 +162,9 @@ def _audit(schema, path):
         loader = node["__loader__"]
         name = f"{node.get('__module__')}.{node.get('__class__')}"
         module = str(node.get("__module__"))
-        allowed = (
-            (loader == "ObjectNode" and name in _ESTIMATORS)
-            or (loader in _BUILTIN_LOADERS and name in _BUILTIN_TYPES)
-            or (loader in _NUMPY_LOADERS and (module == "numpy" or module.startswith("numpy.")))
+        allowed = name in _ALLOWED.get(loader if isinstance(loader, str) else None, ()) or (
+            # The dtype is read from the array it holds: its name calls nothing.
+            loader == "DTypeNode" and (module == "numpy" or module.startswith("numpy."))
         )
         if not allowed:
             raise TypeError(

@@ -1,6 +1,8 @@
 import ast
 import inspect
+import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -173,6 +175,41 @@ def test_types_skops_trusts_by_default_are_refused_too(tmp_path):
     with pytest.raises(TypeError, match=r"holds the type sklearn\.linear_model\._logistic\."
                                         r"LogisticRegression"):
         load_model(path)
+
+
+def rewrite_schema(path, edit):
+    """Rewrite the skops schema of ``path`` with ``edit`` (a function of the schema)."""
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(files["schema.json"])
+    edit(schema)
+    files["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("loader, name", [
+    ("NdArrayNode", "numpy.show_config"),   # an array node calls the type it names
+    ("RandomStateNode", "numpy.show_config"),   # a random state node calls its class
+    ("FunctionNode", "numpy.ndarray"),
+    ("ObjectNode", "numpy.ndarray"),
+])
+def test_numpy_names_are_trusted_only_as_the_types_we_write(head_data, tmp_path, loader,
+                                                             name):
+    """A NumPy function in place of an array's type is refused, not called."""
+    head = TaskResHead(max_iter=1, device="cpu").fit(*head_data)
+    save_model(head, tmp_path / "head.skops")
+
+    def edit(schema):
+        node = schema["content"]["content"]["residual_"]
+        node["__loader__"] = loader
+        node["__module__"], node["__class__"] = name.rsplit(".", 1)
+
+    rewrite_schema(tmp_path / "head.skops", edit)
+    with pytest.raises(TypeError, match=rf"holds the type {re.escape(name)} \(skops loader "
+                                        rf"{loader}\)"):
+        load_model(tmp_path / "head.skops")
 
 
 def test_a_file_of_another_object_is_refused(tmp_path):
