@@ -19,7 +19,7 @@ from ._clip import (
 )
 from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, check_missing_labels, encode_labels
-from ._persistence import VersionedStateMixin
+from ._state import VersionedStateMixin
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
 from ._weights import check_sample_weight, training_weights
@@ -92,15 +92,25 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         and predictions come back in the same kind. With a mapping, labels
         are its keys and names its values.
     model : str, default="ViT-B-32"
-        An open_clip model name, including names registered with
-        ``open_clip.add_model_config``.
-    pretrained : str, path or None, default="openai"
-        An open_clip pretrained tag (downloaded once and cached by open_clip),
-        a local checkpoint file, or None for a random initialisation (tests
-        only). For OpenAI tags the QuickGELU activation is set to match the
-        weights. A fitted estimator does not store the weights: it finds the
-        encoder again from ``model`` and ``pretrained``, so they must be
-        reachable wherever it is loaded.
+        An open_clip model name: a built-in name (``open_clip.list_models()``),
+        a name registered with ``open_clip.add_model_config``,
+        ``"hf-hub:org/repo"`` (config and weights from a Hugging Face
+        repository, such as ``"hf-hub:timm/ViT-B-16-SigLIP"``) or
+        ``"local-dir:/path"`` (a folder holding ``open_clip_config.json`` and
+        the weights, as such a repository does). Sigmoid-trained models
+        (SigLIP) add a learned logit bias; it is the same for every class, so
+        the softmax, and TaskRes, do not depend on it.
+    pretrained : str, path or None, default="auto"
+        ``"auto"`` takes the weights that come with a ``hf-hub:`` or
+        ``local-dir:`` name, and OpenAI's (``"openai"``) for other names.
+        Otherwise an open_clip pretrained tag (downloaded once and cached by
+        open_clip), a local checkpoint file, or None for a random
+        initialisation (tests only). With a ``hf-hub:`` or ``local-dir:``
+        name, a tag or file is an error: the weights come from the
+        repository or folder. For OpenAI tags the QuickGELU activation is
+        set to match the weights. A fitted estimator does not store the
+        weights: it finds the encoder again from ``model`` and
+        ``pretrained``, so they must be reachable wherever it is loaded.
     templates : sequence of str, default=None
         Prompt templates with one ``{}`` for the class name; None means
         ``("a photo of a {}.",)``. The base for a class is the mean of the
@@ -247,7 +257,7 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         classnames,
         *,
         model="ViT-B-32",
-        pretrained="openai",
+        pretrained="auto",
         templates=None,
         alpha=0.5,
         learning_rate=2e-3,

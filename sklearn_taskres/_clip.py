@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -24,10 +25,23 @@ _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # seed (in a forked RNG state) makes `pretrained=None` the same model in every
 # process, so pickles and on-disk features of test models stay meaningful.
 RANDOM_INIT_SEED = 0
+#: Prefixes of the open_clip model names whose config and weights come with the name.
+SCHEMAS = ("hf-hub", "local-dir")
+#: The ``pretrained`` that ``"auto"`` means for model names without a schema.
+DEFAULT_TAG = "openai"
+HUB_CONFIG_NAME = "open_clip_config.json"
+# The weight files open_clip looks for in a repository, in its order.
+HUB_WEIGHTS_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 class WeightsUnavailableError(OSError):
-    """Pretrained CLIP weights could not be found locally nor downloaded."""
+    """Pretrained CLIP weights could not be found locally nor downloaded.
+
+    ``command_line_hint`` is the option of the command-line programs that
+    points at a local copy.
+    """
+
+    command_line_hint = "--pretrained /path/to/checkpoint"
 
 
 class ClipEncoder:
@@ -168,20 +182,23 @@ def load_encoder(model_name, pretrained, device, precision="fp32", verbose=0):
     ----------
     model_name : str
         An open_clip model name, including names registered with
-        ``open_clip.add_model_config``.
+        ``open_clip.add_model_config``, ``"hf-hub:org/repo"`` (config and
+        weights from a Hugging Face repository) and ``"local-dir:/path"`` (a
+        folder holding ``open_clip_config.json`` and the weights).
     pretrained : str, path or None
-        An open_clip pretrained tag, a local checkpoint file, or None for a
-        random initialisation (for tests).
+        ``"auto"`` (the weights of a schema name's repository or folder;
+        ``"openai"`` for other names), an open_clip pretrained tag, a local
+        checkpoint file, or None for a random initialisation (for tests).
     device : torch.device
     precision : {"fp32", "bf16", "fp16"}
         Autocast dtype of the encoders (the weights stay fp32).
     """
-    if pretrained is not None:
-        pretrained = os.path.expanduser(os.fspath(pretrained))
-    # A checkpoint rewritten at the same path is another model.
-    # So is a name registered again with another config.
-    key = (_config_identity(model_name), pretrained, _file_stamp(pretrained), str(device),
-           precision)
+    model_name, pretrained = resolve_model(model_name, pretrained)
+    # A checkpoint or folder rewritten in place, or a newer snapshot in the
+    # Hugging Face cache, is another model; so is a name registered again
+    # with another config.
+    key = (_config_identity(model_name), pretrained, _source_stamp(model_name, pretrained),
+           str(device), precision)
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
@@ -194,6 +211,67 @@ def load_encoder(model_name, pretrained, device, precision="fp32", verbose=0):
     return encoder
 
 
+def model_schema(model_name):
+    """``"hf-hub"`` or ``"local-dir"`` for names with that schema, else None."""
+    for schema in SCHEMAS:
+        if model_name.startswith(schema + ":"):
+            return schema
+    return None
+
+
+def resolve_model(model_name, pretrained):
+    """``(model_name, pretrained)`` as loaded: ``"auto"`` resolved, paths absolute.
+
+    With a schema, the config and the weights come from the repository or
+    folder: ``pretrained`` is ``"auto"`` (those weights) or None (random
+    weights of that config); a tag or file would be ignored by open_clip,
+    so it is an error.
+    """
+    schema = model_schema(model_name)
+    if pretrained is not None:
+        pretrained = os.path.expanduser(os.fspath(pretrained))
+    if schema is None:
+        return model_name, DEFAULT_TAG if pretrained == "auto" else pretrained
+    location = model_name[len(schema) + 1:]
+    if not location.strip():
+        raise ValueError(f"expected a {schema}: name followed by a location; got {model_name!r}")
+    if schema == "local-dir":
+        location = os.path.abspath(os.path.expanduser(location))
+        model_name = f"local-dir:{location}"
+    if pretrained not in ("auto", None):
+        where = "Hugging Face repository" if schema == "hf-hub" else "folder"
+        raise ValueError(
+            f"expected pretrained='auto' (the weights in the {where}) or None (a random "
+            f"initialisation) with model={model_name!r}; got pretrained={pretrained!r}. A model "
+            f"named with the {schema}: schema takes its config and weights from its {where}, "
+            "and open_clip would silently ignore another tag or file: put the weights in the "
+            f"{where}, or name the model without the schema"
+        )
+    return model_name, pretrained
+
+
+def _source_stamp(model_name, pretrained):
+    """What changes when the weights behind the same name change."""
+    schema = model_schema(model_name)
+    if schema == "local-dir":
+        return _folder_stamp(model_name[len("local-dir:"):])
+    if schema == "hf-hub":
+        return _hub_revision(model_name[len("hf-hub:"):])
+    return _file_stamp(pretrained)
+
+
+def _folder_stamp(folder):
+    """Name, size and modification time of every file in ``folder`` (not recursive)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:
+        return None
+    return tuple(
+        (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+        for entry in entries if entry.is_file()
+    )
+
+
 def _file_stamp(pretrained):
     if pretrained is None or not os.path.isfile(pretrained):
         return None
@@ -201,15 +279,36 @@ def _file_stamp(pretrained):
     return stat.st_size, stat.st_mtime_ns
 
 
+def _hub_revision(repo_id):
+    """Commit of the cached snapshot of ``repo_id`` (None when its config is not cached)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo_id, HUB_CONFIG_NAME)
+    if not isinstance(path, str):
+        return None
+    return Path(path).parent.name  # .../snapshots/<commit>/open_clip_config.json
+
+
 def _create_encoder(model_name, pretrained, device, precision="fp32"):
     import open_clip
 
-    if model_name not in open_clip.list_models():
+    schema = model_schema(model_name)
+    if schema is None and model_name not in open_clip.list_models():
         raise ValueError(
             f"expected model to be an open_clip model name (see open_clip.list_models(), "
-            f"or register a config with open_clip.add_model_config); got {model_name!r}"
+            f"register a config with open_clip.add_model_config, or name a repository "
+            f"'hf-hub:org/repo' or a folder 'local-dir:/path'); got {model_name!r}"
         )
-    weights, force_quick_gelu = _resolve_weights(open_clip, model_name, pretrained)
+    if schema is None:
+        weights, force_quick_gelu = _resolve_weights(open_clip, model_name, pretrained)
+    else:
+        weights, force_quick_gelu = _resolve_schema_weights(model_name, pretrained), False
+    options = {"pretrained": pretrained}
+    if schema is not None:
+        # The weights come with the name; without them (pretrained=None) open_clip
+        # must not load any, and with them it must not fall back to random ones.
+        options = {"load_weights": pretrained is not None,
+                   "require_pretrained": pretrained is not None}
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
@@ -217,19 +316,98 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
             with _hub_access(weights):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     model_name,
-                    pretrained=pretrained,
                     precision="fp32",
                     device=device,
                     force_quick_gelu=force_quick_gelu,
+                    **options,
                 )
+                tokenizer = open_clip.get_tokenizer(model_name)
         except RuntimeError as exc:
             if weights["kind"] == "tag" and "download" in str(exc).lower():
                 raise _unavailable(model_name, pretrained, force_quick_gelu) from exc
+            if weights["kind"] == "hf-hub" and _is_download_failure(exc):
+                raise _hub_unavailable(model_name) from exc
             raise
     model.eval()
-    tokenizer = open_clip.get_tokenizer(model_name)
-    identity = (_config_identity(model_name), weights["identity"], precision, repr(preprocess))
+    if weights["kind"] == "hf-hub":  # the snapshot actually read, once open_clip has read it
+        repo_id = weights["identity"][0]
+        weights["identity"] = (repo_id, _hub_revision(repo_id)) + (
+            () if pretrained is not None else ("random",)
+        )
+    identity = (_config_identity(model_name), weights["identity"], precision,
+                _stable_repr(preprocess))
     return ClipEncoder(model, preprocess, tokenizer, device, precision, identity)
+
+
+def _stable_repr(transform):
+    """``repr(transform)`` without object addresses, the same in every process.
+
+    Older open_clip releases put a plain function in the transform, whose repr
+    holds its address: the on-disk feature cache would then never be shared
+    between processes.
+    """
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
+
+
+def _resolve_schema_weights(model_name, pretrained):
+    """What a ``hf-hub:`` or ``local-dir:`` name designates, checked before loading.
+
+    A folder must hold ``open_clip_config.json``. A repository must be in the
+    local Hugging Face cache when the Hub cannot be reached (offline mode or
+    no network): then a cache miss fails at once.
+    """
+    schema = model_schema(model_name)
+    location = model_name[len(schema) + 1:]
+    if schema == "local-dir":
+        folder = Path(location)
+        if not (folder / HUB_CONFIG_NAME).is_file():
+            what = "folder" if folder.is_dir() else "missing folder"
+            raise ValueError(
+                f"expected model='local-dir:PATH' to name a folder holding {HUB_CONFIG_NAME} "
+                f"and the weights; got the {what} {location!r}"
+                + (f" without {HUB_CONFIG_NAME}" if folder.is_dir() else "")
+            )
+        identity = (str(folder), _folder_stamp(folder)) + (
+            () if pretrained is not None else ("random",)
+        )
+        return {"kind": "local-dir", "identity": identity}
+    import huggingface_hub.constants as hub_constants
+
+    unreachable = not hub_constants.HF_HUB_OFFLINE and not _hub_reachable(hub_constants.ENDPOINT)
+    weights = {"kind": "hf-hub", "identity": (location,), "config": {"hf_hub": location},
+               "unreachable": unreachable}
+    if hub_constants.HF_HUB_OFFLINE or unreachable:
+        if _hub_revision(location) is None or (
+            pretrained is not None and not _hub_weights_cached(location)
+        ):
+            raise _hub_unavailable(model_name)
+    return weights
+
+
+def _is_download_failure(exc):
+    """Whether open_clip's error says a file could not be fetched from the Hub."""
+    message = str(exc).lower()
+    return "hf hub" in message or "download" in message or "could not be loaded" in message
+
+
+def _hub_weights_cached(repo_id):
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(
+        isinstance(try_to_load_from_cache(repo_id, name), str) for name in HUB_WEIGHTS_NAMES
+    )
+
+
+def _hub_unavailable(model_name):
+    error = WeightsUnavailableError(
+        f"the model {model_name!r} is not in the local Hugging Face cache "
+        "(open_clip_config.json and the weights) and could not be downloaded. Connect to the "
+        "internet once (huggingface_hub caches the repository under ~/.cache/huggingface, or "
+        "HF_HUB_CACHE), or download the repository elsewhere and name its folder: "
+        "model='local-dir:/path/to/folder'."
+    )
+    error.command_line_hint = "--model local-dir:/path/to/folder"
+    return error
 
 
 def _resolve_weights(open_clip, model_name, pretrained):
@@ -286,12 +464,15 @@ def _hub_access(weights):
     offline mode for this one load: cached weights load at once, and missing
     ones fail at once with our error.
     """
-    if weights["kind"] != "tag" or not weights["config"].get("hf_hub"):
+    if weights["kind"] not in ("tag", "hf-hub") or not weights["config"].get("hf_hub"):
         yield
         return
     import huggingface_hub.constants as hub_constants
 
-    if hub_constants.HF_HUB_OFFLINE or _hub_reachable(hub_constants.ENDPOINT):
+    unreachable = weights.get("unreachable")
+    if unreachable is None:
+        unreachable = not _hub_reachable(hub_constants.ENDPOINT)
+    if hub_constants.HF_HUB_OFFLINE or not unreachable:
         yield
         return
     hub_constants.HF_HUB_OFFLINE = True
@@ -423,3 +604,42 @@ def save_checkpoint(model_name, path, pretrained=None):
     else:
         torch.save(state, path)
     return path
+
+
+def save_model_folder(model_name, folder, pretrained=None):
+    """Write an open_clip model as a folder that ``model="local-dir:<folder>"`` loads.
+
+    The folder gets ``open_clip_config.json`` (the model config and the
+    preprocessing) and the weights as ``open_clip_model.safetensors``: the
+    layout of a model repository on the Hugging Face Hub.
+
+    Parameters
+    ----------
+    model_name : str
+        A registered or built-in open_clip model name.
+    folder : str or path
+        Created when missing.
+    pretrained : str, path or None, default=None
+        The weights to write, as for :func:`load_encoder`.
+
+    Returns
+    -------
+    folder : pathlib.Path
+    """
+    import json
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    encoder = load_encoder(model_name, pretrained, torch.device("cpu"))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model_cfg": open_clip.get_model_config(model_name),
+        "preprocess_cfg": dict(encoder.model.visual.preprocess_cfg),
+    }
+    (folder / HUB_CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    state = {key: value.detach().clone().contiguous()
+             for key, value in encoder.model.state_dict().items()}
+    save_file(state, str(folder / HUB_WEIGHTS_NAMES[0]))
+    return folder

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._persistence import VersionedStateMixin
+from ._state import VersionedStateMixin
 from ._training import resolve_device, train_residual
 from ._weights import check_sample_weight, training_weights
 

@@ -1,76 +1,70 @@
-"""Persistence: a format version in every pickle, and a pickle-free save/load.
+"""Saving and loading fitted estimators with skops, without pickle.
 
-A fitted estimator holds NumPy arrays and plain parameters only, so it can be
-written as arrays plus JSON: :func:`save_model` / :func:`load_model` never
-execute code from the file, unlike pickle and joblib.
+:func:`save_model` writes a `skops <https://skops.readthedocs.io>`_ file, the
+format scikit-learn recommends for exchanging models: NumPy arrays and a JSON
+schema in a zip archive. :func:`load_model` reads only files whose every
+object is of a type this package writes (its estimators, NumPy arrays,
+Python builtins); any other type is refused before anything is built, so no
+code from the file runs.
 """
 
 import json
 import os
 import warnings
-from numbers import Integral
+import zipfile
 
 import numpy as np
+import skops.io
+from sklearn.utils.validation import check_is_fitted
 
-from ._clip import custom_model_config, ensure_model_config
-from ._version import __version__
+from ._classifier import TaskResClassifier, _as_label_array
+from ._head import TaskResHead
+from ._state import check_format
 
-#: Version of the fitted state's layout. Raise it when attributes change
-#: meaning; loading refuses layouts newer than this.
-FORMAT_VERSION = 1
-_FORMAT_KEY = "_sklearn_taskres_format"
-_FITTED_SCALARS = ("alpha_", "logit_scale_", "n_iter_", "loss_curve_", "n_features_in_")
-
-
-class VersionedStateMixin:
-    """Adds the format version to pickles and checks it on load."""
-
-    def __getstate__(self):
-        # object.__getstate__ returns the instance's own __dict__: copy it, or
-        # pickling would add the key to the estimator itself.
-        state = dict(super().__getstate__())
-        state[_FORMAT_KEY] = FORMAT_VERSION
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        check_format(state.pop(_FORMAT_KEY, None), type(self).__name__)
-        super().__setstate__(state)
-
-
-def check_format(version, what):
-    if version is None:
-        warnings.warn(
-            f"this {what} was saved without a sklearn-taskres format version, by a release "
-            "older than 0.1 or another program; its fitted state may not load correctly. "
-            "Refit it with this release.",
-            UserWarning,
-            stacklevel=3,
-        )
-    elif version > FORMAT_VERSION:
-        raise ValueError(
-            f"expected a {what} saved in format {FORMAT_VERSION} or older; got format {version}, "
-            f"written by a newer sklearn-taskres than this one ({__version__}). Upgrade: "
-            "pip install -U sklearn-taskres"
-        )
+_ESTIMATORS = {
+    f"{cls.__module__}.{cls.__qualname__}": cls for cls in (TaskResClassifier, TaskResHead)
+}
+# What skops writes for the state of our estimators, by loader: each schema
+# node names a loader and the type it builds. Some loaders call the type they
+# name (an array node calls a scalar type on its content, a random state node
+# calls its class), so the names are exact; nodes of other loaders (functions,
+# methods, objects of other classes, operators...) are refused.
+_BUILTINS = frozenset(
+    f"builtins.{name}" for name in
+    ("dict", "list", "tuple", "str", "int", "float", "bool", "complex", "NoneType")
+)
+_NUMPY_ARRAYS = frozenset(
+    {"numpy.ndarray"} | {f"numpy.{scalar.__name__}" for scalar in set(np.sctypeDict.values())}
+)
+_ALLOWED = {
+    "ObjectNode": frozenset(_ESTIMATORS),
+    "DictNode": _BUILTINS,
+    "ListNode": _BUILTINS,
+    "TupleNode": _BUILTINS,
+    "JsonNode": _BUILTINS,
+    "TypeNode": _BUILTINS | _NUMPY_ARRAYS,
+    "NdArrayNode": _NUMPY_ARRAYS,
+    "RandomStateNode": frozenset({"numpy.random.mtrand.RandomState"}),
+    "RandomGeneratorNode": frozenset({"numpy.random._generator.Generator"}),
+}
 
 
 def save_model(estimator, path):
-    """Write a fitted estimator's arrays and parameters to ``path`` without pickle.
+    """Write a fitted estimator to a skops file, which loads without running code.
 
-    The file is a NumPy ``.npz`` archive: the base, the residual and the
-    classes as arrays, the parameters and the rest of the fitted state as
-    JSON. :func:`load_model` reads it back without executing any code from
-    the file, so it is the format to exchange models with people you do not
-    trust. Like a pickle, it holds no CLIP weights: the encoder is found
-    again from ``model`` and ``pretrained``.
+    The file holds the fitted state (the base, the residual, the classes,
+    the parameters) as NumPy arrays and JSON; :func:`load_model` reads it
+    back without executing anything from the file, so it is the format to
+    exchange models with people you do not trust, and other tools read it
+    with ``skops.io``. Like a pickle, it holds no CLIP weights: the encoder
+    is found again from ``model`` and ``pretrained``.
 
     Parameters
     ----------
     estimator : TaskResClassifier or TaskResHead
         A fitted estimator.
-    path : str or path
-        Destination file (``.npz`` is appended by NumPy when missing).
+    path : str, path or binary file object
+        Destination, by convention with the suffix ``.skops``.
 
     Examples
     --------
@@ -78,50 +72,27 @@ def save_model(estimator, path):
     >>> from sklearn_taskres import TaskResHead, save_model, load_model
     >>> X = np.random.RandomState(0).normal(size=(20, 8)); y = np.arange(20) % 2
     >>> head = TaskResHead(max_iter=3, device="cpu").fit(X, y)
-    >>> path = os.path.join(tempfile.mkdtemp(), "head.npz")
+    >>> path = os.path.join(tempfile.mkdtemp(), "head.skops")
     >>> save_model(head, path)
     >>> bool(np.allclose(load_model(path).predict_proba(X), head.predict_proba(X)))
     True
     """
-    from sklearn.utils.validation import check_is_fitted
-
-    from ._classifier import TaskResClassifier
-    from ._head import TaskResHead
-
     if not isinstance(estimator, (TaskResClassifier, TaskResHead)):
         raise TypeError(
             f"expected a TaskResClassifier or TaskResHead; got {type(estimator).__name__}"
         )
     check_is_fitted(estimator)
-    head = estimator.head_ if isinstance(estimator, TaskResClassifier) else estimator
-    params = {
-        name: _json_param(name, value)
-        for name, value in estimator.get_params(deep=False).items()
-        if name not in ("base_weights", "classes")
-    }
-    if isinstance(estimator, TaskResHead):
-        params["base_weights"] = None if estimator.base_weights is None else "base_weights_"
-        params["classes"] = None if estimator.classes is None else "classes_"
-    metadata = {
-        "format": FORMAT_VERSION,
-        "version": __version__,
-        "estimator": type(estimator).__name__,
-        "params": params,
-        "fitted": {name: _json_scalar(getattr(head, name)) for name in _FITTED_SCALARS},
-    }
-    if isinstance(estimator, TaskResClassifier):
-        metadata["open_clip_config"] = custom_model_config(estimator.model)
-    arrays = {"base_weights_": head.base_weights_, "residual_": head.residual_}
-    classes = head.classes_
-    if classes.dtype.kind in "iuU":
-        arrays["classes_"] = classes
-    else:
-        metadata["classes_"] = [_json_label(label) for label in classes.tolist()]
-    np.savez(path, metadata=np.array(json.dumps(metadata)), **arrays)
+    skops.io.dump(estimator, path)
 
 
 def load_model(path):
     """Read an estimator written by :func:`save_model`; no code from the file runs.
+
+    Every object of the file must be of a type this package writes: its
+    estimators, NumPy arrays and Python builtins. A file with any other type
+    is refused, naming the type, before anything is built from it. A ``.npz``
+    file written by sklearn-taskres 0.1 still loads, with a deprecation
+    warning.
 
     Parameters
     ----------
@@ -138,16 +109,83 @@ def load_model(path):
     >>> import numpy as np, tempfile, os
     >>> from sklearn_taskres import TaskResHead, save_model, load_model
     >>> X = np.random.RandomState(1).normal(size=(12, 4)); y = ["a", "b", "c"] * 4
-    >>> path = os.path.join(tempfile.mkdtemp(), "head.npz")
+    >>> path = os.path.join(tempfile.mkdtemp(), "head.skops")
     >>> save_model(TaskResHead(max_iter=2, device="cpu").fit(X, y), path)
     >>> head = load_model(path)
     >>> head.classes_.tolist(), head.n_features_in_
     (['a', 'b', 'c'], 4)
     """
-    from ._classifier import TaskResClassifier, _as_label_array
-    from ._head import TaskResHead
+    path = os.fspath(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"expected a model file written by save_model (a skops zip archive); got {path!r}, "
+            "which is not a zip archive"
+        )
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        schema = json.loads(archive.read("schema.json")) if "schema.json" in names else None
+    if schema is None:
+        if "metadata.npy" in names:
+            return _load_npz_0_1(path)
+        raise ValueError(
+            f"expected a model file written by save_model; got {path!r}, a zip archive "
+            "without a skops schema"
+        )
+    trusted = _audit(schema, path)
+    return skops.io.load(path, trusted=sorted(trusted))
 
-    with np.load(os.fspath(path), allow_pickle=False) as archive:
+
+def _audit(schema, path):
+    """The types named in a skops schema, all of them ours, NumPy's or builtins.
+
+    Raises ``TypeError`` naming the first other type. Reading the schema runs
+    nothing: the objects are built by skops after this check.
+    """
+    top = f"{schema.get('__module__')}.{schema.get('__class__')}"
+    if top not in _ESTIMATORS:
+        raise TypeError(
+            f"expected a file holding a TaskResClassifier or TaskResHead; got {path!r}, "
+            f"holding a {top}"
+        )
+    found = set()
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        pending.extend(node.values())
+        if "__loader__" not in node:
+            continue
+        loader = node["__loader__"]
+        name = f"{node.get('__module__')}.{node.get('__class__')}"
+        module = str(node.get("__module__"))
+        allowed = name in _ALLOWED.get(loader if isinstance(loader, str) else None, ()) or (
+            # The dtype is read from the array it holds: its name calls nothing.
+            loader == "DTypeNode" and (module == "numpy" or module.startswith("numpy."))
+        )
+        if not allowed:
+            raise TypeError(
+                f"expected a file holding only sklearn-taskres estimators, NumPy arrays and "
+                f"Python builtins; got {path!r}, which holds the type {name} (skops loader "
+                f"{loader}). Nothing was loaded from it."
+            )
+        found.add(name)
+    return found
+
+
+def _load_npz_0_1(path):
+    """An estimator from the ``.npz`` + JSON format of sklearn-taskres 0.1 (deprecated)."""
+    warnings.warn(
+        f"{path!r} is in the .npz format of sklearn-taskres 0.1, which is deprecated and "
+        "will stop loading in a future release. Convert it once to a skops file: "
+        f"save_model(load_model({path!r}), {os.path.splitext(path)[0] + '.skops'!r})",
+        FutureWarning,
+        stacklevel=3,
+    )
+    with np.load(path, allow_pickle=False) as archive:
         metadata = json.loads(str(archive["metadata"]))
         arrays = {name: archive[name] for name in archive.files if name != "metadata"}
     check_format(metadata.get("format"), metadata.get("estimator", "model"))
@@ -156,7 +194,6 @@ def load_model(path):
         classes = _as_label_array(metadata["classes_"])
     params = dict(metadata["params"])
     fitted = metadata["fitted"]
-
     if metadata["estimator"] == "TaskResHead":
         if params["base_weights"] is not None:
             params["base_weights"] = arrays["base_weights_"]
@@ -164,10 +201,8 @@ def load_model(path):
             params["classes"] = classes
         head = TaskResHead(**params)
     elif metadata["estimator"] == "TaskResClassifier":
-        classnames = params["classnames"]
-        if isinstance(classnames, dict):  # {"mapping": [[label, name], ...]}
-            params["classnames"] = {label: name for label, name in classnames["mapping"]}
-        ensure_model_config(params["model"], metadata.get("open_clip_config"))
+        if isinstance(params["classnames"], dict):  # {"mapping": [[label, name], ...]}
+            params["classnames"] = dict(params["classnames"]["mapping"])
         estimator = TaskResClassifier(**params)
         head = TaskResHead(
             arrays["base_weights_"],
@@ -189,47 +224,9 @@ def load_model(path):
     head.classes_ = classes
     head.base_weights_ = arrays["base_weights_"]
     head.residual_ = arrays["residual_"]
-    for name in _FITTED_SCALARS:
+    for name in ("alpha_", "logit_scale_", "n_iter_", "loss_curve_", "n_features_in_"):
         setattr(head, name, fitted[name])
     if metadata["estimator"] == "TaskResHead":
         return head
     estimator._set_fitted(head)
     return estimator
-
-
-def _json_param(name, value):
-    if name == "classnames":
-        if isinstance(value, dict):
-            return {"mapping": [[_json_label(k), v] for k, v in value.items()]}
-        return [str(v) for v in value]
-    if name in ("pretrained", "cache_dir") and value is not None:
-        return os.fspath(value)
-    if name == "templates" and value is not None and not isinstance(value, str):
-        return list(value)
-    if name == "random_state" and not (value is None or isinstance(value, Integral)):
-        warnings.warn(
-            "random_state is a RandomState instance, which save_model cannot write; "
-            "it is saved as None (the fitted state is saved exactly)",
-            UserWarning,
-            stacklevel=3,
-        )
-        return None
-    return _json_scalar(value)
-
-
-def _json_scalar(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_scalar(v) for v in value]
-    return value
-
-
-def _json_label(label):
-    label = _json_scalar(label)
-    if not isinstance(label, (str, int, float, bool)):
-        raise ValueError(
-            f"expected class labels that are strings or numbers to save without pickle; "
-            f"got {label!r} of type {type(label).__name__} (use joblib for such labels)"
-        )
-    return label

@@ -328,15 +328,21 @@ def _pretrained(text):
 
 
 def _model_format(path, requested):
-    """The format to save ``path`` in: ``requested``, or ``npz`` for a ``.npz`` suffix."""
-    is_npz = Path(path).suffix.lower() == ".npz"
-    if requested is None:
-        return "npz" if is_npz else "joblib"
-    if requested == "joblib" and is_npz:
-        # predict and evaluate read .npz files without pickle: a pickle there would not load.
+    """The format to save ``path`` in: ``requested``, or ``skops`` for a ``.skops`` suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
         raise CommandError(
-            f"expected a model file name without the .npz suffix for --format joblib; "
-            f"got {str(path)!r} (use --format npz, or another suffix such as .joblib)"
+            f"expected a model file name ending in .skops (or another suffix for joblib); got "
+            f"{str(path)!r}: the .npz format of sklearn-taskres 0.1 is deprecated and no "
+            "longer written"
+        )
+    if requested is None:
+        return "skops" if suffix == ".skops" else "joblib"
+    if requested == "joblib" and suffix == ".skops":
+        # predict and evaluate read .skops files without pickle: a pickle there would not load.
+        raise CommandError(
+            f"expected a model file name without the .skops suffix for --format joblib; "
+            f"got {str(path)!r} (use --format skops, or another suffix such as .joblib)"
         )
     return requested
 
@@ -361,10 +367,8 @@ def _save(classifier, path, model_format):
 
     from ._persistence import save_model
 
-    if model_format == "npz":
-        # A file object keeps the name exactly as given (numpy appends .npz to names).
-        with open(path, "wb") as file:
-            save_model(classifier, file)
+    if model_format == "skops":
+        save_model(classifier, path)
     else:
         joblib.dump(classifier, path)
 
@@ -372,11 +376,11 @@ def _save(classifier, path, model_format):
 def load_classifier(path):
     """Load a fitted TaskResClassifier written by ``fit`` or ``zero-shot``.
 
-    A file ending in ``.npz``, or any zip archive, is read with
-    :func:`~sklearn_taskres.load_model`, which runs no code from the file;
-    anything else with ``joblib.load``, which, like every pickle, runs code
-    from the file: load only files you trust. A ``.npz`` name is never read as
-    a pickle.
+    A file ending in ``.skops`` (or ``.npz``, the deprecated format of 0.1),
+    or any zip archive, is read with :func:`~sklearn_taskres.load_model`,
+    which runs no code from the file; anything else with ``joblib.load``,
+    which, like every pickle, runs code from the file: load only files you
+    trust. A ``.skops`` or ``.npz`` name is never read as a pickle.
 
     Parameters
     ----------
@@ -399,8 +403,11 @@ def load_classifier(path):
             "which is not a file"
         )
     try:
-        if path.suffix.lower() == ".npz" or zipfile.is_zipfile(path):
-            classifier = load_model(path)
+        if path.suffix.lower() in (".skops", ".npz") or zipfile.is_zipfile(path):
+            with warnings.catch_warnings():
+                # The deprecation of 0.1's .npz files is for the user: shown, never an error.
+                warnings.simplefilter("always", FutureWarning)
+                classifier = load_model(path)
         else:
             classifier = joblib.load(path)
     except Exception as exc:  # a damaged or foreign file can fail in any way
@@ -775,11 +782,13 @@ def _common_options():
 
 def _add_model_options(parser):
     parser.add_argument("--model", default=None,
-                        help="open_clip model name (default: the --model-config stem if "
-                        f"given, else {_DEFAULT_MODEL})")
-    parser.add_argument("--pretrained", default="openai",
+                        help="open_clip model name, hf-hub:org/repo or local-dir:/path "
+                        "(default: the --model-config stem if given, else "
+                        f"{_DEFAULT_MODEL})")
+    parser.add_argument("--pretrained", default="auto",
                         help="open_clip pretrained tag or local checkpoint file; 'none' for a "
-                        "random initialisation (default: openai)")
+                        "random initialisation; 'auto': the weights of a hf-hub: or "
+                        "local-dir: model, else openai (default: auto)")
     parser.add_argument("--templates", action="append", metavar="TEMPLATE",
                         help="prompt template with one {} (such as 'a photo of a {}.') or the "
                         "name of a built-in set (such as eurosat or imagenet); repeat to "
@@ -796,14 +805,14 @@ def _add_model_options(parser):
 
 def _add_save_options(parser, required):
     parser.add_argument("-o", "--output", required=required, metavar="MODEL",
-                        help="model file to write; .npz is the pickle-free format")
-    parser.add_argument("--format", choices=("joblib", "npz"), default=None,
-                        help="model file format (default: npz for a .npz name, else joblib)")
+                        help="model file to write; .skops is the pickle-free format")
+    parser.add_argument("--format", choices=("joblib", "skops"), default=None,
+                        help="model file format (default: skops for a .skops name, else joblib)")
 
 
 def _add_loaded_model_options(parser):
     parser.add_argument("model_file", metavar="MODEL",
-                        help="a model from fit or zero-shot: .npz files load without pickle; "
+                        help="a model from fit or zero-shot: .skops files load without pickle; "
                         "other files are joblib pickles, which run code when loaded (load "
                         "only files you trust)")
     parser.add_argument("--device", default=None,
@@ -823,7 +832,7 @@ def build_parser():
     Examples
     --------
     >>> from sklearn_taskres.cli import build_parser
-    >>> args = build_parser().parse_args(["predict", "model.npz", "photos/", "--proba"])
+    >>> args = build_parser().parse_args(["predict", "model.skops", "photos/", "--proba"])
     >>> args.paths, args.proba, args.format
     (['photos/'], True, 'csv')
     """
@@ -1006,6 +1015,6 @@ def main(argv=None):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, WeightsUnavailableError):
-            message += " On the command line: --pretrained /path/to/checkpoint."
+            message += f" On the command line: {exc.command_line_hint}."
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return status

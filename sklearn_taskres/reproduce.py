@@ -825,10 +825,13 @@ def build_parser():
                         default=list(FEW_SHOT_DATASETS), metavar="DATASET",
                         help=f"datasets to run (default: the eleven few-shot datasets); "
                         f"any of {', '.join(ALL_DATASETS)}")
-    parser.add_argument("--model", default="RN50", help="open_clip model name (default RN50)")
-    parser.add_argument("--pretrained", default="openai",
+    parser.add_argument("--model", default="RN50",
+                        help="open_clip model name, hf-hub:org/repo or local-dir:/path "
+                        "(default RN50)")
+    parser.add_argument("--pretrained", default="auto",
                         help="open_clip pretrained tag or checkpoint file; 'none' for random "
-                        "weights (default openai)")
+                        "weights; 'auto': the weights of a hf-hub: or local-dir: model, else "
+                        "openai (default auto)")
     parser.add_argument("--model-config", type=Path, default=None,
                         help="a JSON open_clip model config to register, named after the file")
     parser.add_argument("--shots", nargs="+", type=_argtypes.positive_int,

@@ -23,6 +23,14 @@ def tiny_checkpoint(tiny_model, tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt", tiny_model)
 
 
+@pytest.fixture(scope="session")
+def tiny_folder(tiny_model, tmp_path_factory):
+    """The tiny model (seeded random weights) saved as a ``local-dir:`` folder."""
+    from sklearn_taskres._clip import save_model_folder
+
+    return save_model_folder(tiny_model, tmp_path_factory.mktemp("models") / "tiny")
+
+
 @pytest.fixture
 def encoded_rows(monkeypatch):
     """Counts the images that go through the image encoder."""

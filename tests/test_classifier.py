@@ -40,7 +40,6 @@ def data():
     return images, y
 
 
-
 def test_is_a_classifier(make_clf):
     assert is_classifier(make_clf())
 
@@ -156,7 +155,7 @@ def test_a_fresh_process_loads_and_predicts_without_registering_the_model(
     images, y = data
     clf = make_clf().fit(images, y)
     joblib.dump(clf, tmp_path / "clf.joblib")
-    save_model(clf, tmp_path / "clf.npz")
+    save_model(clf, tmp_path / "clf.skops")
     np.save(tmp_path / "images.npy", np.stack(images))
     np.save(tmp_path / "expected.npy", clf.predict_proba(images))
     Image.fromarray(images[0]).save(tmp_path / "first.png")
@@ -170,7 +169,7 @@ def test_a_fresh_process_loads_and_predicts_without_registering_the_model(
         expected = np.load({str(tmp_path / "expected.npy")!r})
         images = np.load({str(tmp_path / "images.npy")!r})
         for clf in (joblib.load({str(tmp_path / "clf.joblib")!r}),
-                    load_model({str(tmp_path / "clf.npz")!r})):
+                    load_model({str(tmp_path / "clf.skops")!r})):
             np.testing.assert_allclose(clf.predict_proba(images), expected, rtol=1e-5, atol=1e-7)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):

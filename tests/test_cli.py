@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -170,7 +171,7 @@ def test_evaluate_reports_accuracy_and_confusion_matrix(workspace, capsys):
 
 def test_zero_shot_is_the_text_classifier(workspace, capsys, tiny):
     """zero-shot evaluates CLIP's text classifier (alpha 0) and saves it with -o."""
-    saved = workspace["root"] / "zero_shot.npz"
+    saved = workspace["root"] / "zero_shot.skops"
     status, out, err = run(capsys, "zero-shot", workspace["data"], "--json", "-o", saved, *tiny)
     assert status == 0, err
     report = json.loads(out)
@@ -226,15 +227,15 @@ def test_shots_uses_each_image_once_when_a_class_has_fewer(workspace, capsys, fi
     assert "fewer than --shots 5" in err
 
 
-def test_npz_round_trip(workspace, capsys, fast):
-    """fit -o MODEL.npz writes the pickle-free format; it predicts as the joblib model."""
-    npz = workspace["root"] / "model.npz"
-    status, _, _ = run(capsys, "fit", workspace["data"], "-o", npz, *fast)
-    assert status == 0 and zipfile.is_zipfile(npz)
-    assert load_model(npz).classes_.tolist() == FOLDERS
+def test_skops_round_trip(workspace, capsys, fast):
+    """fit -o MODEL.skops writes the pickle-free format; it predicts as the joblib model."""
+    saved = workspace["root"] / "model.skops"
+    status, _, _ = run(capsys, "fit", workspace["data"], "-o", saved, *fast)
+    assert status == 0 and "schema.json" in zipfile.ZipFile(saved).namelist()
+    assert load_model(saved).classes_.tolist() == FOLDERS
 
     outputs = []
-    for model in (npz, workspace["model"]):
+    for model in (saved, workspace["model"]):
         status, out, _ = run(capsys, "predict", model, workspace["data"], "--proba",
                              "--format", "json")
         assert status == 0
@@ -245,10 +246,11 @@ def test_npz_round_trip(workspace, capsys, fast):
                                    rtol=1e-5)
 
 
-def test_format_npz_keeps_the_file_name(workspace, capsys, fast):
-    """--format npz writes exactly the -o name, and predict reads it without pickle."""
+def test_format_skops_keeps_the_file_name(workspace, capsys, fast):
+    """--format skops writes exactly the -o name, and predict reads it without pickle."""
     output = workspace["root"] / "model.bin"
-    status, _, _ = run(capsys, "fit", workspace["data"], "-o", output, "--format", "npz", *fast)
+    status, _, _ = run(capsys, "fit", workspace["data"], "-o", output, "--format", "skops",
+                       *fast)
     assert status == 0 and output.is_file() and zipfile.is_zipfile(output)
     status, out, _ = run(capsys, "predict", output, workspace["data"] / "red")
     assert status == 0 and len(out.splitlines()) == 1 + N_PER_CLASS
@@ -305,8 +307,8 @@ def test_missing_model_file(workspace, capsys, tmp_path):
 
 
 def test_damaged_model_file(workspace, capsys, tmp_path):
-    """A file that is not a model is an input error (2), and a .npz is never unpickled."""
-    damaged = tmp_path / "model.npz"
+    """A file that is not a model is an input error (2), and a .skops is never unpickled."""
+    damaged = tmp_path / "model.skops"
     joblib.dump({"not": "a model"}, damaged)
     status, _, err = run(capsys, "evaluate", damaged, workspace["data"])
     assert status == 2
@@ -372,12 +374,28 @@ def test_evaluate_on_unknown_classes(workspace, capsys, tmp_path):
     assert_error(err, "got unknown folder(s) ['purple']")
 
 
-def test_joblib_format_with_npz_name(workspace, capsys):
-    """--format joblib with a .npz name fails before fitting (2)."""
-    status, _, err = run(capsys, "fit", workspace["data"], "-o", workspace["root"] / "x.npz",
+def test_joblib_format_with_skops_name(workspace, capsys):
+    """--format joblib with a .skops name fails before fitting (2)."""
+    status, _, err = run(capsys, "fit", workspace["data"], "-o", workspace["root"] / "x.skops",
                          "--format", "joblib")
     assert status == 2
-    assert_error(err, "without the .npz suffix for --format joblib")
+    assert_error(err, "without the .skops suffix for --format joblib")
+
+
+def test_npz_is_no_longer_written(workspace, capsys):
+    """-o MODEL.npz (the deprecated format of 0.1) fails before fitting (2), saying why."""
+    status, _, err = run(capsys, "fit", workspace["data"], "-o", workspace["root"] / "x.npz")
+    assert status == 2
+    assert_error(err, "the .npz format of sklearn-taskres 0.1 is deprecated")
+
+
+def test_a_model_saved_by_release_0_1_still_predicts(workspace, capsys, tiny_model):
+    """predict reads a .npz of 0.1, warning how to convert it."""
+    legacy = Path(__file__).parent / "data" / "classifier-0.1.npz"
+    status, out, err = run(capsys, "predict", legacy, workspace["data"] / "red")
+    assert status == 0, err
+    assert len(out.splitlines()) == 1 + N_PER_CLASS
+    assert "warning:" in err and "deprecated" in err and "save_model(load_model(" in err
 
 
 @pytest.mark.parametrize(

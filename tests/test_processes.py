@@ -76,9 +76,9 @@ def test_load_model_registers_an_unknown_config(monkeypatch, data, tmp_path):
     """The pickle-free format carries the config too."""
     config = _register("TravelSavedCLIP")
     fitted = _classifier("TravelSavedCLIP").fit(*data)
-    save_model(fitted, tmp_path / "model.npz")
+    save_model(fitted, tmp_path / "model.skops")
     _forget(monkeypatch, "TravelSavedCLIP")
-    loaded = load_model(tmp_path / "model.npz")
+    loaded = load_model(tmp_path / "model.skops")
     assert open_clip.get_model_config("TravelSavedCLIP") == config
     np.testing.assert_array_equal(loaded.predict(data[0]), fitted.predict(data[0]))
 
@@ -88,14 +88,14 @@ def test_a_different_config_under_the_same_name_is_refused(data, tmp_path):
     _register("TravelClashCLIP")
     fitted = _classifier("TravelClashCLIP").fit(*data)
     blob = pickle.dumps(fitted)
-    save_model(fitted, tmp_path / "model.npz")
+    save_model(fitted, tmp_path / "model.skops")
     _register("TravelClashCLIP", embed_dim=48)
     with pytest.raises(ValueError, match=r"open_clip model 'TravelClashCLIP'.*two different "
                        r"configs\. Saved: .*\"embed_dim\": 32.*Registered here: .*"
                        r"\"embed_dim\": 48"):
         pickle.loads(blob)
     with pytest.raises(ValueError, match="two different configs"):
-        load_model(tmp_path / "model.npz")
+        load_model(tmp_path / "model.skops")
 
 
 def test_grid_search_in_worker_processes_matches_one_process(data):

@@ -73,7 +73,6 @@ def model_config(tmp_path):
     return path
 
 
-
 def harness_args(root, output, config, *extra):
     return [
         "--root", str(root), "--model", TINY_CLIP_NAME, "--pretrained", "none",
@@ -223,8 +222,9 @@ def test_imagenet_layout_and_distribution_shift(tmp_path, model_config, monkeypa
     root = tmp_path / "data"
     rng = np.random.RandomState(0)
     wnids = ["n01440764", "n01443537", "n01484850"]
-    names = "".join(f"{w} {n}\n" for w, n in zip(wnids, ["tench", "goldfish", "white shark"],
-                                                     strict=True))
+    names = "".join(
+        f"{w} {n}\n" for w, n in zip(wnids, ["tench", "goldfish", "white shark"], strict=True)
+    )
     tints = {wnid: rng.randint(0, 256, 3) for wnid in wnids}
     for folder, count in (("train", 3), ("val", 2)):
         for wnid in wnids:
@@ -605,3 +605,14 @@ def test_base_to_new_rejects_the_imagenet_variants(tmp_path, capsys):
     assert "expected --protocol base2new with few-shot datasets only; got imagenet_a" in (
         capsys.readouterr().err
     )
+
+
+def test_a_local_dir_model_with_the_default_pretrained(coop_root, tiny_folder, tmp_path, capsys):
+    """--model local-dir:PATH takes the folder's config and weights; its features are stored."""
+    output = tmp_path / "results"
+    args = ["--root", str(coop_root), "--model", f"local-dir:{tiny_folder}", "--device", "cpu",
+            "--output", str(output), "--epochs", "2", "--datasets", "eurosat", "--shots", "1",
+            "--seeds", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "15 image(s) encoded" in capsys.readouterr().err
+    assert feature_store_info(output / "features")["n_vectors"] > 15  # the prompts too

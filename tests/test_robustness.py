@@ -21,7 +21,6 @@ def make_clf(tiny_model):
     return make
 
 
-
 @pytest.mark.parametrize("labels, match", [
     ([0, None, 1], r"got None at y\[1\]"),
     (["red", "green", None], r"got None at y\[2\]"),
