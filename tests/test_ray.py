@@ -144,8 +144,15 @@ def test_predict_dataset_needs_a_fitted_classifier(tiny_model):
 
 
 def _map_workers():
-    return {process.pid: process for process in psutil.process_iter(["cmdline"])
-            if "MapWorker(MapBatches(_Predictor))" in " ".join(process.info["cmdline"] or [])}
+    """The predict workers of this test session's Ray (its processes descend from ours)."""
+    workers = {}
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if "MapWorker(MapBatches(_Predictor))" in " ".join(process.cmdline()):
+                workers[process.pid] = process
+        except psutil.NoSuchProcess:
+            continue
+    return workers
 
 
 def test_a_worker_killed_mid_run_loses_and_repeats_no_row(fitted, data):
