@@ -3,14 +3,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "feature_store.py"
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
 def test_feature_store_benchmark_compares_both_stores(tmp_path):
     """500 vectors: one file each in the old layout, three files in the packed store."""
     output = tmp_path / "results.json"
-    command = [sys.executable, str(BENCHMARK), "--n", "500", "--width", "16", "--repeats", "1",
-               "--dir", str(tmp_path), "--json", str(output)]
+    command = [sys.executable, str(BENCHMARK), "--config", "store", "--n", "500", "--width", "16",
+               "--repeats", "1", "--dir", str(tmp_path), "--json", str(output)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "one file per vector" in result.stdout and "packed shards" in result.stdout

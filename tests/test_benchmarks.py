@@ -45,3 +45,15 @@ def test_tiny_benchmark_prints_every_ratio_and_writes_them_to_json(tmp_path):
     for entry in ratios.values():
         assert isinstance(entry["ratio"], float)
         assert math.isfinite(entry["ratio"]) and entry["ratio"] > 0
+
+
+def test_every_configuration_measures_registered_ratios(monkeypatch):
+    """Every configuration measures registered ratios; by default the six, in printed order."""
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))
+    from taskres_bench.configs import CONFIGS
+    from taskres_bench.registry import MEASUREMENTS
+
+    assert {key: measurement.title for key, measurement in MEASUREMENTS.items()} == RATIOS
+    assert CONFIGS["tiny"].ratios == tuple(RATIOS)
+    for config in CONFIGS.values():
+        assert config.ratios and set(config.ratios) <= MEASUREMENTS.keys()

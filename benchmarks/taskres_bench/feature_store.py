@@ -18,26 +18,22 @@ Both run in one process, one after the other, in a temporary folder under
 cache in both cases, so they measure the file system's per-file costs, not
 the disk. Run::
 
-    python benchmarks/feature_store.py                 # 20,000 x 512
-    python benchmarks/feature_store.py --n 500 --json results.json
+    python benchmarks/run.py --config store                 # 20,000 x 512
+    python benchmarks/run.py --config store --n 500 --json results.json
 """
 
-import argparse
 import hashlib
 import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sklearn_taskres._feature_store import FeatureStore, clear_feature_store  # noqa: E402
+from sklearn_taskres._feature_store import FeatureStore, clear_feature_store
 
 _IDENTITY = ("ViT-B-32", "openai", "fp32", "Compose(Resize(224), CenterCrop(224), ...)")
 
@@ -143,19 +139,20 @@ def _check(read, vectors):
         raise AssertionError("expected every vector back as written; got others")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="vectors (default 20000)")
-    parser.add_argument("--width", type=int, default=512, help="vector width (default 512)")
-    parser.add_argument("--batch", type=int, default=256,
-                        help="vectors per write and read call of the packed store (default 256)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of each store; the fastest is shown (default 3)")
-    parser.add_argument("--dir", default=None, help="where to create the stores "
-                        "(default: the system's temporary folder)")
-    parser.add_argument("--json", default=None, help="also write the figures to this file")
-    args = parser.parse_args(argv)
+def add_arguments(parser):
+    """Add this benchmark's own options to ``parser`` (``--repeats`` and ``--json`` are shared)."""
+    group = parser.add_argument_group(
+        "--config store", "the on-disk feature store: packed shards against one file per vector")
+    group.add_argument("--n", type=int, default=20_000, help="vectors (default 20000)")
+    group.add_argument("--width", type=int, default=512, help="vector width (default 512)")
+    group.add_argument("--batch", type=int, default=256,
+                       help="vectors per write and read call of the packed store (default 256)")
+    group.add_argument("--dir", default=None, help="where to create the stores "
+                       "(default: the system's temporary folder)")
 
+
+def run(args):
+    """Measure both stores as ``args`` says; print the table and write the JSON if asked."""
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.n, args.width), dtype=np.float32)
     keys = _keys(args.n)
@@ -188,8 +185,3 @@ def main(argv=None):
         }
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The benchmark configurations: the sizes of each run and the ratios it measures."""
+
+from dataclasses import dataclass, field
+
+from .common import MID_CLIP_NAME, FeatureTask
+from .registry import DEFAULT_RATIOS
+
+
+@dataclass(frozen=True)
+class Config:
+    """The sizes of one benchmark configuration."""
+
+    name: str
+    models: tuple  # open_clip model names; the first one also gives ratios 2-4
+    image_size: tuple  # (width, height) of the synthetic JPEG files
+    n_classes: int  # classes of the training images
+    shots: int  # training images per class
+    templates: object  # prompt templates, or the name of a built-in set
+    text_classes: int  # classes whose prompts the text-encoding column encodes
+    n_predict: int  # images of the predict column and of ratio 4
+    epochs: int  # epochs of every fit (the official recipe: 200 for 16 shots)
+    official_epochs: int  # epochs of the measured official loop (ratio 2)
+    training: FeatureTask = None  # ratio 1
+    comparison: FeatureTask = None  # ratio 5
+    learning_rate: float = 2e-3  # of every fit on images
+    needs_cuda: bool = False  # real-size models: too slow for a CPU
+    notes: tuple = field(default_factory=tuple)
+    ratios: tuple = DEFAULT_RATIOS  # which ratios to measure (registry keys)
+    breakdown: bool = True  # whether to time the stages of every model
+    in_all: bool = True  # part of --config all
+
+
+CONFIGS = {
+    "tiny": Config(
+        name="tiny",
+        models=("TinyTaskResCLIP",),
+        image_size=(64, 48),
+        n_classes=4,
+        shots=10,
+        templates=("a photo of a {}.", "a picture of a {}."),
+        text_classes=4,
+        n_predict=64,
+        epochs=20,
+        official_epochs=2,
+        training=FeatureTask(n_classes=8, per_class=64, n_features=32, noise=0.5, epochs=20),
+        comparison=FeatureTask(n_classes=10, per_class=16, n_features=32, noise=0.5,
+                               epochs=20, n_test_per_class=50),
+        notes=("a smoke run: the tiny model has 32x32 inputs and 32-d embeddings",),
+    ),
+    "mid": Config(
+        name="mid",
+        models=(MID_CLIP_NAME,),
+        image_size=(400, 300),
+        n_classes=10,
+        shots=16,
+        templates="imagenet",
+        text_classes=10,
+        n_predict=160,
+        epochs=200,
+        official_epochs=2,
+        training=FeatureTask(n_classes=100, per_class=40, n_features=512, noise=0.25,
+                             epochs=100),
+        comparison=FeatureTask(n_classes=100, per_class=16, n_features=512, noise=0.25,
+                               n_test_per_class=50),
+        notes=(f"{MID_CLIP_NAME}: a random CLIP with 224-pixel inputs, 512-d embeddings "
+               "and 4-layer towers of width 256 (real architectures are too slow here)",),
+    ),
+    "grid-cpu": Config(
+        name="grid-cpu",
+        models=("ViT-B-32",),
+        image_size=(400, 300),
+        n_classes=10,
+        shots=16,
+        templates="imagenet",
+        text_classes=10,
+        n_predict=0,
+        epochs=200,
+        official_epochs=0,
+        ratios=("grid_search_vs_fit",),
+        breakdown=False,
+        in_all=False,
+        notes=("ratio 3 with a real architecture on the CPU: the mid images and recipe, "
+               "encoded by a random ViT-B-32 (slow: about a minute per repetition here)",),
+    ),
+    "real": Config(
+        name="real",
+        models=("ViT-B-32", "RN50", "ViT-L-14"),
+        image_size=(500, 375),
+        n_classes=64,
+        shots=8,
+        templates="imagenet",
+        text_classes=1000,
+        n_predict=512,
+        epochs=200,
+        official_epochs=2,
+        training=FeatureTask(n_classes=1000, per_class=16, n_features=1024, noise=0.18,
+                             epochs=200, learning_rate=2e-4),
+        comparison=FeatureTask(n_classes=100, per_class=16, n_features=1024, noise=0.18,
+                               n_test_per_class=50),
+        needs_cuda=True,
+        notes=("ratio 1 at ImageNet-16-shot size with the ImageNet recipe (lr 2e-4)",),
+    ),
+}
