@@ -65,6 +65,23 @@ CONFIGS = {
         notes=(f"{MID_CLIP_NAME}: a random CLIP with 224-pixel inputs, 512-d embeddings "
                "and 4-layer towers of width 256 (real architectures are too slow here)",),
     ),
+    "ray": Config(
+        name="ray",
+        models=(MID_CLIP_NAME,),
+        image_size=(400, 300),
+        n_classes=10,
+        shots=2,
+        templates="imagenet",
+        text_classes=10,
+        n_predict=4000,
+        epochs=1,
+        official_epochs=0,
+        ratios=("predict_dataset_vs_predict",),
+        breakdown=False,
+        in_all=False,
+        notes=("ratio 7: predict_dataset on a local Ray instance (one worker per core) "
+               "against predict in this process, on 4,000 JPEG files with the mid model",),
+    ),
     "grid-cpu": Config(
         name="grid-cpu",
         models=("ViT-B-32",),
