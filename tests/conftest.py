@@ -8,7 +8,11 @@ import pytest  # noqa: E402
 from helpers import make_images  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from sklearn_taskres.testing import register_tiny_clip, save_tiny_checkpoint  # noqa: E402
+from sklearn_taskres.testing import (  # noqa: E402
+    register_tiny_clip,
+    save_tiny_checkpoint,
+    trained_tiny_clip,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +25,17 @@ def tiny_model():
 def tiny_checkpoint(tiny_model, tmp_path_factory):
     """A local checkpoint file of the tiny model."""
     return save_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt", tiny_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_clip():
+    """(model name, checkpoint path) of the tiny CLIP trained on digits.
+
+    Trained once per machine (about a minute) and cached in the user's cache
+    folder, or under $SKLEARN_TASKRES_CACHE_DIR.
+    """
+    model, path = trained_tiny_clip()
+    return model, str(path)
 
 
 @pytest.fixture
