@@ -77,7 +77,7 @@ def save(ax, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description="Diagnostics of a TaskRes fit.")
     parser.add_argument("--output", type=Path, default=None,
                         help="folder for the PNG files (default: a new temporary folder)")
     args = parser.parse_args()
