@@ -52,7 +52,8 @@ sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
     "gallery_dirs": "auto_examples",
     "filename_pattern": r".*\.py$",  # run every example, not only plot_*.py
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "ExampleTitleSortKey",
+    "capture_repr": (),  # printed output only, not the value of a cell's last line
     "download_all_examples": False,
     "remove_config_comments": True,
     "abort_on_example_error": True,
@@ -69,6 +70,8 @@ html_theme_options = {
     "footer_end": ["sphinx-version", "theme-version"],
 }
 html_sidebars = {"index": [], "api": []}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_show_sourcelink = False
 
 

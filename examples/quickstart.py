@@ -14,7 +14,7 @@ downloaded once by open_clip (about 600 MB) and cached. Without them (as on
 the machines that build this documentation), it says so and runs the same
 comparison on the tiny digits CLIP of
 :func:`sklearn_taskres.testing.trained_tiny_clip`: a small CLIP trained on
-first use (about a minute on a CPU, then cached on disk) on 1,000 of the
+first use (under a minute on a CPU, then cached on disk) on 1,000 of the
 1,797 digit scans, paired with captions such as "a photo of the number
 seven.". The digits here are the 797 it was not trained on, in a style it
 never saw. Its zero-shot classifier reads digits from their names, well above
@@ -23,6 +23,7 @@ chance (0.1); a few labelled images of the new style then teach TaskRes more.
 Run it with ``python examples/quickstart.py``.
 """
 
+import textwrap
 import time
 
 import numpy as np
@@ -65,14 +66,15 @@ def main():
     try:
         compare("ViT-B-32", "openai", data)
     except WeightsUnavailableError as exc:
-        print(
-            f"CLIP ViT-B-32 cannot be used on this machine: {exc}\n\n"
+        print(textwrap.fill(f"CLIP ViT-B-32 cannot be used on this machine: {exc}", 88))
+        print()
+        print(textwrap.fill(
             "What follows is the same comparison on a tiny CLIP trained offline on "
             "scikit-learn's handwritten digits (sklearn_taskres.testing.trained_tiny_clip; "
             "trained on first use, then cached). It has never seen these digits nor their "
             "style. Its numbers show the method at work on a toy model, not what CLIP "
-            "ViT-B-32 would score.\n"
-        )
+            "ViT-B-32 would score.", 88))
+        print()
         model, pretrained = trained_tiny_clip(verbose=1)
         compare(model, str(pretrained), data)
 

@@ -24,7 +24,7 @@ work, not what a real backbone scores. Run it with
 # %%
 # The model and the data
 # ----------------------
-# The first call trains the tiny CLIP (about a minute on a CPU) and caches
+# The first call trains the tiny CLIP (under a minute on a CPU) and caches
 # it; later calls read the cached checkpoint.
 
 import matplotlib.pyplot as plt

@@ -2,7 +2,7 @@
 
 The model learns to match 8x8 scans of handwritten digits with captions such
 as "a photo of the number seven.", by CLIP's contrastive objective, on a fixed
-part of the digits; the rest is held out. Training is seeded and runs in about
+part of the digits; the rest is held out. Training is seeded and takes under
 a minute on a CPU; the checkpoint is cached under a key of the config and the
 recipe, and a cached file that does not match its key or its checksum is
 trained again.

@@ -6,7 +6,7 @@ Two tiny open_clip models, both offline:
   meaningful, but it runs every code path (tokenizer, text and image towers,
   preprocessing, checkpoint loading) in well under a second. The tests use it.
 - :func:`trained_tiny_clip`: a tiny CLIP trained on scikit-learn's handwritten
-  digits with captions, on first use (about a minute on a CPU), then cached
+  digits with captions, on first use (under a minute on a CPU), then cached
   on disk. Its zero-shot classifier reads digits, so TaskRes has something to
   improve on: the offline examples and the documentation use it, with
   :func:`load_held_out_digits`.
@@ -92,7 +92,7 @@ def trained_tiny_clip(*, cache_dir=None, verbose=0):
     scikit-learn's 1,797 digit scans, each paired with captions such as
     ``'a photo of the number: "7".'`` or ``"the digit seven."``, by CLIP's
     contrastive objective. Training is seeded (the same weights on every run
-    of a machine) and takes about a minute on a 2-core CPU. The checkpoint
+    of a machine) and takes under a minute on a 2-core CPU. The checkpoint
     is then cached on disk, under a key of the model config and the training
     recipe; a cached file that does not match its key or its checksum is
     trained again. Concurrent first uses wait for one training.
