@@ -1,4 +1,6 @@
-"""Where does the task residual work hardest? Diagnostics of a TaskRes fit.
+"""
+Where does the task residual work hardest? Diagnostics of a TaskRes fit
+=======================================================================
 
 A synthetic task on embeddings, so that it runs offline in seconds: eight
 classes, five of which the base classifier already gets right. The other
@@ -19,6 +21,8 @@ Run it with ``python examples/diagnostics.py [--output DIR]``; without
 (``pip install sklearn-taskres[plot]``).
 """
 
+# sphinx_gallery_thumbnail_number = 2
+
 import argparse
 import tempfile
 from pathlib import Path
@@ -27,7 +31,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sklearn_taskres import TaskResHead  # noqa: E402
@@ -70,12 +73,11 @@ def synthetic_task(seed=0):
 
 def save(ax, path):
     ax.figure.savefig(path, dpi=100)
-    plt.close(ax.figure)
     return path
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Diagnostics of a TaskRes fit.")
     parser.add_argument("--output", type=Path, default=None,
                         help="folder for the PNG files (default: a new temporary folder)")
     args = parser.parse_args()

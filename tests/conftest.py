@@ -8,7 +8,11 @@ import pytest  # noqa: E402
 from helpers import make_images  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from sklearn_taskres.testing import register_tiny_clip, save_tiny_checkpoint  # noqa: E402
+from sklearn_taskres.testing import (  # noqa: E402
+    register_tiny_clip,
+    save_tiny_checkpoint,
+    trained_tiny_clip,
+)
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +33,17 @@ def tiny_folder(tiny_model, tmp_path_factory):
     from sklearn_taskres._clip import save_model_folder
 
     return save_model_folder(tiny_model, tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_clip():
+    """(model name, checkpoint path) of the tiny CLIP trained on digits.
+
+    Trained once per machine (about a minute) and cached in the user's cache
+    folder, or under $SKLEARN_TASKRES_CACHE_DIR.
+    """
+    model, path = trained_tiny_clip()
+    return model, str(path)
 
 
 @pytest.fixture
