@@ -461,13 +461,13 @@ def test_python_m_runs_the_command_line(workspace):
 
 
 def test_help_and_import_do_not_wait_for_torch():
-    """`import sklearn_taskres` and `--help` import neither torch nor scikit-learn."""
+    """`import sklearn_taskres` and `--help` import neither torch, scikit-learn nor ray."""
     code = (
         "import sys\n"
         "import sklearn_taskres\n"
         "from sklearn_taskres.cli import main\n"
         "assert main(['--help']) == 0 and main(['fit', '--help']) == 0\n"
-        "heavy = sorted({'torch', 'sklearn', 'open_clip'} & set(sys.modules))\n"
+        "heavy = sorted({'torch', 'sklearn', 'open_clip', 'ray'} & set(sys.modules))\n"
         "assert not heavy, heavy\n"
         "assert 'TaskResClassifier' in dir(sklearn_taskres)\n"
         "assert sklearn_taskres.TaskResClassifier.__name__ == 'TaskResClassifier'\n"
