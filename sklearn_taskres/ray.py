@@ -199,7 +199,7 @@ def encode_dataset(
     dataset,
     *,
     model="ViT-B-32",
-    pretrained="openai",
+    pretrained="auto",
     image_column="image",
     output_column="embedding",
     device=None,
@@ -221,11 +221,14 @@ def encode_dataset(
     dataset : ray.data.Dataset
         Rows with an image column.
     model : str, default="ViT-B-32"
-        An open_clip model name; a config registered here with
+        An open_clip model name, ``hf-hub:org/repo`` or ``local-dir:/path``
+        (a folder every worker can read); a config registered here with
         ``open_clip.add_model_config`` travels to the workers.
-    pretrained : str, path or None, default="openai"
-        An open_clip tag, a checkpoint file reachable from every worker, or
-        None (random initialisation, for tests).
+    pretrained : str, path or None, default="auto"
+        As for :class:`~sklearn_taskres.TaskResClassifier`: ``"auto"`` is
+        the weights of a ``hf-hub:``/``local-dir:`` name and OpenAI's for
+        other names; or an open_clip tag, a checkpoint file reachable from
+        every worker, or None (random initialisation, for tests).
     image_column : str, default="image"
         The column of images: uint8 arrays (H, W, C) or paths to image files.
     output_column : str, default="embedding"
