@@ -257,3 +257,15 @@ def joblib_predict(model, paths):
     import joblib
 
     return joblib.load(model).predict(paths)
+
+
+def test_encode_dataset_takes_a_local_dir_model(tiny_folder, data):
+    """A local-dir: model (config and weights in a folder) encodes as the classifier does."""
+    images, y = data
+    model = f"local-dir:{tiny_folder}"
+    clf = TaskResClassifier(NAMES, model=model, max_iter=2, device="cpu").fit(images[:9], y[:9])
+    rows = _by_id(encode_dataset(ray.data.from_items(_rows(images[:9])), model=model,
+                                 concurrency=1).take_all())
+    embeddings = np.stack([row["embedding"] for row in rows])
+    np.testing.assert_allclose(clf.head_.predict_proba(embeddings), clf.predict_proba(images[:9]),
+                               rtol=1e-5, atol=1e-7)
