@@ -24,7 +24,6 @@ from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
 from ._weights import check_sample_weight, training_weights
 
-
 #: Key of the open_clip config of a custom ``model`` in the pickled state.
 _MODEL_CONFIG_KEY = "_open_clip_config"
 

@@ -60,7 +60,8 @@ class _EncodingWorker:
         # Each row is seen once: keep no features in memory beyond the batch.
         set_config(feature_cache_bytes=0)
         device = torch.device(device)
-        self.encoder = load_encoder(model, pretrained, device, resolve_precision(precision, device))
+        precision = resolve_precision(precision, device)
+        self.encoder = load_encoder(model, pretrained, device, precision)
         self.image_column = image_column
 
     def _images(self, batch):

@@ -151,7 +151,7 @@ def test_pickle_holds_no_torch_objects(make_clf, data):
 def test_a_fresh_process_loads_and_predicts_without_registering_the_model(
     make_clf, data, tiny_model, tmp_path
 ):
-    """joblib, save_model and the CLI find a custom encoder in a process that never registered it."""
+    """joblib, save_model and the CLI find a custom encoder where it was never registered."""
     images, y = data
     clf = make_clf().fit(images, y)
     joblib.dump(clf, tmp_path / "clf.joblib")

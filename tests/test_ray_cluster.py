@@ -44,5 +44,6 @@ def test_two_nodes_give_the_rows_of_one_and_both_work(two_nodes, tiny_model):
     np.testing.assert_array_equal([row["label"] for row in rows],
                                   clf.predict(images)[np.arange(len(many)) % len(images)])
     stats = predicted.stats()
-    used = [int(n) for n in re.findall(r"(\d+) nodes used", stats.split("MapBatches(_Predictor)")[1])]
+    predictor_stats = stats.split("MapBatches(_Predictor)")[1]
+    used = [int(n) for n in re.findall(r"(\d+) nodes used", predictor_stats)]
     assert used and used[0] == 2, stats
