@@ -439,7 +439,7 @@ def test_usage_error(capsys):
 
 
 def test_python_m_runs_the_command_line(workspace):
-    """python -m sklearn_taskres runs --help, and predicts with a custom model, in new ones."""
+    """python -m sklearn_taskres: --help, and predict with a custom model, in new processes."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     command = [sys.executable, "-m", "sklearn_taskres"]
     # Both at once: most of each run is importing torch.
