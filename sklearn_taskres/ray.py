@@ -45,6 +45,7 @@ from ._config import set_config
 from ._features import augmented_image_features, image_features
 from ._head import check_missing_labels, encode_labels
 from ._training import resolve_device
+from ._weights import check_sample_weight, training_weights
 
 __all__ = ["encode_dataset", "fit_dataset", "predict_dataset"]
 
@@ -258,6 +259,7 @@ def fit_dataset(
     *,
     image_column="image",
     label_column="label",
+    weight_column=None,
     batch_size=None,
     concurrency=None,
     num_gpus=0,
@@ -284,6 +286,9 @@ def fit_dataset(
         The column of images: uint8 arrays (H, W, C) or paths to image files.
     label_column : str, default="label"
         The column of labels, as ``y`` of ``fit``.
+    weight_column : str, default=None
+        A column of sample weights, as ``sample_weight`` of ``fit`` (times
+        the estimator's ``class_weight``); None weighs every row alike.
     batch_size, concurrency, num_gpus, num_cpus
         As for :func:`predict_dataset`; they apply to the encoding workers.
 
@@ -302,16 +307,18 @@ def fit_dataset(
         image_column, "_taskres_embedding", batch_size, concurrency, num_gpus, num_cpus,
         n_views=n_views, seed=_augmentation_seed(estimator.random_state),
     )
-    features, y = _gather(encoded, "_taskres_embedding", label_column)
+    columns = [label_column] + ([weight_column] if weight_column is not None else [])
+    features, y, *weights = _gather(encoded, "_taskres_embedding", columns)
     check_consistent_length(features, y)
     y = column_or_1d(y, warn=True)
     check_missing_labels(y)
+    sample_weight = check_sample_weight(weights[0] if weights else None, len(y))
     classes, _ = estimator._classes_and_names(y)
-    encode_labels(y, classes)
+    training_weights(sample_weight, estimator.class_weight, classes, encode_labels(y, classes))
     views = features.transpose(1, 0, 2) if n_views else features[np.newaxis]
     driver_device = resolve_device(estimator.device)
     encoder = estimator._encoder(driver_device)
-    return estimator._fit_views(encoder, views, y, driver_device)
+    return estimator._fit_views(encoder, views, y, driver_device, sample_weight)
 
 
 def _encode(dataset, model, pretrained, device, precision, image_column, output_column,
@@ -333,17 +340,17 @@ def _raising_our_errors(dataset):
     return dataset
 
 
-def _gather(dataset, feature_column, label_column):
-    """The features and labels of every row, in the dataset's order, as NumPy arrays."""
-    dataset = dataset.select_columns([feature_column, label_column])
+def _gather(dataset, feature_column, columns):
+    """The features and ``columns`` of every row, in the dataset's order, as NumPy arrays."""
+    dataset = dataset.select_columns([feature_column, *columns])
     dataset.context.execution_options.preserve_order = True
-    features, labels = [], []
+    gathered = {name: [] for name in (feature_column, *columns)}
     for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
-        features.append(batch[feature_column])
-        labels.append(batch[label_column])
-    if not features:
+        for name, values in gathered.items():
+            values.append(batch[name])
+    if not gathered[feature_column]:
         raise ValueError("expected a dataset with at least one row; got an empty dataset")
-    return np.concatenate(features), np.concatenate(labels)
+    return [np.concatenate(values) for values in gathered.values()]
 
 
 def _worker_device(num_gpus):

@@ -451,8 +451,14 @@ def test_python_m_runs_the_command_line(workspace):
                                     str(workspace["model"]), str(workspace["data"] / "red"),
                                     "--format", "json", "--device", "cpu"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True),
+        subprocess.Popen(command + ["evaluate", str(workspace["model"]), str(workspace["data"]),
+                                    "--json", "--device", "cpu"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True),
     ]
-    (help_out, _), (predict_out, predict_err) = (run.communicate(timeout=120) for run in runs)
+    (help_out, _), (predict_out, predict_err), (evaluate_out, evaluate_err) = (
+        run.communicate(timeout=120) for run in runs)
+    assert runs[2].returncode == 0, evaluate_err
+    assert 0 <= json.loads(evaluate_out)["accuracy"] <= 1
     assert runs[0].returncode == 0
     assert help_out.startswith("usage: sklearn-taskres")
     assert runs[1].returncode == 0, predict_err

@@ -122,12 +122,30 @@ def test_fit_dataset_equals_fit_in_row_order(tiny_model, data, augment_views):
     assert estimator.loss_curve_ == pytest.approx(expected.loss_curve_, rel=1e-5)
 
 
+def test_fit_dataset_takes_sample_weights_from_a_column(tiny_model, data):
+    """weight_column is sample_weight: the residual of fit with those weights."""
+    images, y = data
+    weights = np.random.RandomState(3).uniform(0, 2, len(y))
+    expected = _classifier(tiny_model, class_weight="balanced").fit(images, y,
+                                                                   sample_weight=weights)
+    dataset = ray.data.from_items(_rows(images, y.tolist(), weight=weights.tolist()))
+    estimator = _classifier(tiny_model, class_weight="balanced")
+    fit_dataset(estimator, dataset, weight_column="weight", concurrency=1)
+    np.testing.assert_allclose(estimator.residual_, expected.residual_, rtol=1e-5, atol=1e-5)
+    unweighted = _classifier(tiny_model, class_weight="balanced").fit(images, y)
+    assert not np.allclose(unweighted.residual_, expected.residual_, atol=1e-4)
+
+
 def test_fit_dataset_refuses_unknown_labels_and_leaves_the_estimator(tiny_model, data):
     images, y = data
     dataset = ray.data.from_items(_rows(images[:6], [0, 1, 2, 0, 1, 7]))
     estimator = _classifier(tiny_model)
     with pytest.raises(ValueError, match="7"):
         fit_dataset(estimator, dataset, concurrency=1)
+    assert not hasattr(estimator, "residual_")
+    weighted = ray.data.from_items(_rows(images[:3], [0, 1, 2], weight=[1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"sample_weight\[1\]"):
+        fit_dataset(estimator, weighted, weight_column="weight", concurrency=1)
     assert not hasattr(estimator, "residual_")
 
 
