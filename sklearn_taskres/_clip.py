@@ -5,6 +5,7 @@ device, precision), and shared by every estimator and clone.
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -534,10 +535,21 @@ def custom_model_config(name):
     config = open_clip.get_model_config(name)
     if config is None:
         return None
+    config = _normalised(config)
+    return None if config == _shipped_config(name) else config
+
+
+@functools.cache
+def _shipped_config(name):
+    """The config open_clip ships under ``name`` (None for other names), read once.
+
+    Every encoder lookup asks whether its model's config is a custom one;
+    the shipped files do not change while the process runs.
+    """
+    import open_clip
+
     shipped = Path(open_clip.__file__).parent / "model_configs" / f"{name}.json"
-    if shipped.is_file() and _normalised(json.loads(shipped.read_text())) == _normalised(config):
-        return None
-    return _normalised(config)
+    return _normalised(json.loads(shipped.read_text())) if shipped.is_file() else None
 
 
 def ensure_model_config(name, config):

@@ -665,15 +665,11 @@ def _predict_on_ray(classifier, paths, args):
             _note(f"wrote the predictions of {len(paths)} images to {args.output} (Parquet: "
                   "columns path, label" + (", proba" if args.proba else "") + ")")
             return None, None
-        row_of = {str(path): index for index, path in enumerate(paths)}
-        labels = [None] * len(paths)
-        proba = np.zeros((len(paths), len(classifier.classes_))) if args.proba else None
-        for batch in predicted.iter_batches(batch_format="numpy", batch_size=None):
-            for offset, path in enumerate(batch["path"]):
-                labels[row_of[path]] = batch["label"][offset]
-                if proba is not None:
-                    proba[row_of[path]] = batch["proba"][offset]
-        return np.asarray(labels, dtype=classifier.classes_.dtype), proba
+        predicted.context.execution_options.preserve_order = True  # the rows of `paths`
+        batches = list(predicted.iter_batches(batch_format="numpy", batch_size=None))
+        labels = np.concatenate([batch["label"] for batch in batches])
+        proba = np.concatenate([batch["proba"] for batch in batches]) if args.proba else None
+        return labels.astype(classifier.classes_.dtype, copy=False), proba
     finally:
         if started:
             ray.shutdown()

@@ -37,7 +37,7 @@ import re
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._classifier import TaskResClassifier, _augmentation_seed
 from ._clip import custom_model_config, ensure_model_config, load_encoder, resolve_precision
@@ -309,7 +309,6 @@ def fit_dataset(
     )
     columns = [label_column] + ([weight_column] if weight_column is not None else [])
     features, y, *weights = _gather(encoded, "_taskres_embedding", columns)
-    check_consistent_length(features, y)
     y = column_or_1d(y, warn=True)
     check_missing_labels(y)
     sample_weight = check_sample_weight(weights[0] if weights else None, len(y))

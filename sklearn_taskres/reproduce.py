@@ -725,15 +725,7 @@ def format_table(records, shots_list, datasets):
         published.append([f"paper RN50: {name}"] + cells)
 
     header = ["dataset"] + titles
-    widths = [max(len(row[i]) for row in [header] + rows + published) for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-
-    rule = "-" * len(line(["-" * width for width in widths]))
+    line, rule = _table_layout([header] + rows + published)
     out = [line(header), rule] + [line(row) for row in rows] + [rule]
     out += [line(row) for row in published]
     out.append(
@@ -742,6 +734,23 @@ def format_table(records, shots_list, datasets):
         "TaskRes columns."
     )
     return "\n".join(out)
+
+
+def _table_layout(rows):
+    """How to print ``rows`` (lists of str) as a table: a line per row, and the rule.
+
+    Columns are as wide as their widest cell; the first is left-aligned, the
+    others right-aligned.
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row):
+        return "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    return line, "-" * len(line(["-" * width for width in widths]))
 
 
 def format_base_to_new_table(records, shots_list, datasets):
@@ -785,15 +794,7 @@ def format_base_to_new_table(records, shots_list, datasets):
             row += cells(None if None in means else tuple(np.mean(means, axis=0).tolist()))
         rows.append(row)
 
-    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-
-    rule = "-" * len(line(["-" * width for width in widths]))
+    line, rule = _table_layout([header] + rows)
     out = [line(header), rule] + [line(row) for row in rows] + [rule]
     out += [
         f"paper (CoCoOp, ViT-B/16, 16 shots, mean of 11): {name} base {base:.2f}, new "
