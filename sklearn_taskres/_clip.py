@@ -374,7 +374,7 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
         weights["identity"] = (repo_id, _hub_revision(repo_id)) + (
             () if pretrained is not None else ("random",)
         )
-    # "bf16" meant autocast over fp32 weights before 0.2: other features, other keys.
+    # "bf16" meant autocast over fp32 weights in 0.1: other features, other keys.
     computed_in = precision if precision == "fp32" else f"{precision} weights" + (
         ", channels_last" if channels_last else "")
     identity = (_config_identity(model_name), weights["identity"], computed_in,

@@ -147,7 +147,7 @@ def image_features(encoder, X, cache_dir=None, verbose=0, decoding=None):
     None for this process's).
     """
     sources = image_sources(X)
-    decoding = _decoding(encoder, decoding, draft=True)
+    decoding = decoding_for(encoder, decoding)
     keys = [("image", encoder.identity, *source.key(decoding)) for source in sources]
 
     def pixels_of(position):
@@ -169,7 +169,7 @@ def augmented_image_features(encoder, X, n_views, seed, cache_dir=None, verbose=
     """
     sources = image_sources(X)
     augment = encoder.augmentation
-    decoding = _decoding(encoder, decoding, draft=False)
+    decoding = decoding_for(encoder, decoding, draft=False)
     keys = [
         ("view", encoder.identity, repr(augment), seed, view, *source.key(decoding))
         for source in sources
@@ -190,8 +190,12 @@ def augmented_image_features(encoder, X, n_views, seed, cache_dir=None, verbose=
     return features.reshape(len(sources), n_views, -1).transpose(1, 0, 2)
 
 
-def _decoding(encoder, settings, draft):
-    """The :class:`Decoding` of ``settings`` for ``encoder``: drafts keep twice its input size."""
+def decoding_for(encoder, settings=None, draft=True):
+    """The :class:`Decoding` of ``settings`` (None: this process's) for ``encoder``.
+
+    JPEG drafts keep both sides at least twice the model's input size;
+    ``draft=False`` decodes at full size whatever the setting.
+    """
     settings = decoding_config() if settings is None else settings
     draft_size = 2 * max(encoder.image_size) if draft and settings["jpeg_draft"] else None
     return Decoding(exif_orientation=settings["exif_orientation"], draft_size=draft_size)

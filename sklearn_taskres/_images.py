@@ -40,6 +40,23 @@ def register_heif():
     return True
 
 
+_COMMON_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def image_suffixes():
+    """The file suffixes a folder scan takes as images (lower case), as a frozenset.
+
+    The common formats; AVIF where the installed Pillow reads it; HEIC/HEIF
+    where pillow-heif is installed (the ``heif`` extra).
+    """
+    suffixes = set(_COMMON_SUFFIXES)
+    if ".avif" in Image.registered_extensions():
+        suffixes.add(".avif")
+    if register_heif():
+        suffixes.update(HEIF_SUFFIXES)
+    return frozenset(suffixes)
+
+
 @dataclass(frozen=True)
 class Decoding:
     """How files and PIL images are decoded.

@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn_taskres import TaskResClassifier, config_context, get_config, set_config
 from sklearn_taskres._clip import load_encoder
 from sklearn_taskres._features import FEATURES, image_features
-from sklearn_taskres._images import Decoding, image_sources
+from sklearn_taskres._images import Decoding, image_sources, image_suffixes
 
 ORIENTATION = 0x0112
 # What a camera stores for each EXIF orientation, given the upright picture: the
@@ -218,6 +218,7 @@ def test_heic_files_decode_with_the_heif_extra(encoder, tmp_path):
     Image.fromarray(picture).save(reference)
     heic, png = image_features(encoder, [str(path), str(reference)])
     assert cosine(heic, png) > 0.99
+    assert {".heic", ".heif"} <= image_suffixes()  # folder scans include them
 
 
 def test_without_the_heif_extra_a_heic_file_names_index_path_and_extra(tmp_path):
@@ -228,7 +229,8 @@ def test_without_the_heif_extra_a_heic_file_names_index_path_and_extra(tmp_path)
         import sys
         sys.modules["pillow_heif"] = None  # as if the extra were not installed
         import numpy as np
-        from sklearn_taskres._images import Decoding, image_sources
+        from sklearn_taskres._images import Decoding, image_sources, image_suffixes
+        print(sorted(image_suffixes()))
         sources = image_sources([np.zeros((4, 4), np.uint8), {str(heic)!r}])
         try:
             sources[1].load(Decoding())
@@ -238,7 +240,9 @@ def test_without_the_heif_extra_a_heic_file_names_index_path_and_extra(tmp_path)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
-    assert "X[1]: cannot decode the image file" in result.stdout
+    suffixes, message = result.stdout.splitlines()
+    assert "'.jpg'" in suffixes and "'.heic'" not in suffixes  # folder scans leave them out
+    assert "X[1]: cannot decode the image file" in message
     assert str(heic) in result.stdout
     assert 'pip install "sklearn-taskres[heif]"' in result.stdout
 
@@ -291,11 +295,10 @@ def test_grid_search_workers_decode_with_the_settings_of_the_call(tiny_model, tm
         {"alpha": [0.5, 1.0]}, cv=2, scoring="neg_log_loss",
     )
     scores = {}
-    for n_jobs in (None, 2):
-        for exif in (True, False):
-            with config_context(exif_orientation=exif):
-                search.set_params(n_jobs=n_jobs).fit(paths, y)
-            scores[n_jobs, exif] = search.cv_results_["mean_test_score"]
-    np.testing.assert_allclose(scores[2, False], scores[None, False], rtol=1e-5)
-    np.testing.assert_allclose(scores[2, True], scores[None, True], rtol=1e-5)
+    for n_jobs, exif in ((None, True), (None, False), (2, False)):
+        with config_context(exif_orientation=exif):
+            search.set_params(n_jobs=n_jobs).fit(paths, y)
+        scores[n_jobs, exif] = search.cv_results_["mean_test_score"]
     assert not np.allclose(scores[None, True], scores[None, False], rtol=1e-5)
+    # The workers never set exif_orientation: the pickled estimators carried it.
+    np.testing.assert_allclose(scores[2, False], scores[None, False], rtol=1e-5)

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from sklearn_taskres import clear_feature_cache
-from sklearn_taskres._features import DECODE_WORKERS
+from sklearn_taskres._features import DECODE_WORKERS, decoding_for
 from sklearn_taskres._images import image_sources
 from sklearn_taskres._templates import text_base
 from sklearn_taskres._training import train_residual
@@ -71,9 +71,12 @@ def breakdown_once(config, model, data, device):
     seconds["text"], _ = timed(
         lambda: text_base(encoder, data.text_names, data.templates), device)
 
+    decoding = decoding_for(encoder)  # as fit and predict decode
+
     def decode():
         with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
-            return list(pool.map(lambda source: encoder.preprocess(source.load()), sources))
+            return list(pool.map(lambda source: encoder.preprocess(source.load(decoding)),
+                                 sources))
 
     seconds["decode"], pixels = timed(decode, device)
     warm_up(encoder, pixels)

@@ -82,6 +82,24 @@ CONFIGS = {
         notes=("ratio 7: predict_dataset on a local Ray instance (one worker per core) "
                "against predict in this process, on 4,000 JPEG files with the mid model",),
     ),
+    "photos": Config(
+        name="photos",
+        models=("ViT-B-32",),
+        image_size=(224, 168),  # the two training images; the photos are 4032x3024
+        n_classes=2,
+        shots=1,
+        templates=("a photo of a {}.",),
+        text_classes=2,
+        n_predict=0,
+        epochs=1,
+        official_epochs=0,
+        ratios=("photos",),
+        breakdown=False,
+        in_all=False,
+        notes=("ratio 8: 48 synthetic 12-megapixel JPEG photos (q90, EXIF orientations 1, 3, "
+               "6 and 8), ViT-B-32 with random weights, cache cold; the former pipeline is "
+               "precision='fp32', jpeg_draft=False, exif_orientation=False",),
+    ),
     "grid-cpu": Config(
         name="grid-cpu",
         models=("ViT-B-32",),

@@ -47,7 +47,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=package_doc.split("\n\n")[0])
     parser.add_argument("--config", choices=(*CONFIGS, "all", STORE), default="all",
                         help="tiny: smoke run (seconds); mid: CPU-sized; grid-cpu: ratio 3 "
-                        "with ViT-B-32 on the CPU (minutes); real: RN50, ViT-B-32 and "
+                        "with ViT-B-32 on the CPU (minutes); photos: ratio 8, 48 "
+                        "12-megapixel JPEG photos with ViT-B-32 (minutes); real: RN50, ViT-B-32 and "
                         "ViT-L-14 at real sizes (CUDA only); all: tiny and mid, plus real on "
                         "CUDA (default); store: the on-disk feature store alone (options "
                         "below)")

@@ -1,10 +1,11 @@
 """Ratio 4: ``predict`` throughput against the raw encoder on the same images."""
 
+import numpy as np
 import torch
-from PIL import Image
 
 from sklearn_taskres import clear_feature_cache
-from sklearn_taskres._features import IMAGE_BATCH_SIZE
+from sklearn_taskres._features import IMAGE_BATCH_SIZE, decoding_for
+from sklearn_taskres._images import image_sources
 
 from .common import (
     classifier,
@@ -18,7 +19,7 @@ from .common import (
 
 
 def ratio(config, model, data, repeats, device):
-    """Ratio 4: ``predict`` (cache cold) against preprocess + encode_image in a plain loop."""
+    """Ratio 4: ``predict`` (cache cold) against decode + preprocess + encode in a plain loop."""
     fitted = classifier(config, model, data, device, max_iter=1).fit(
         data.fit_paths, data.fit_labels)
     encoder = load_encoder(model, device)
@@ -29,17 +30,15 @@ def ratio(config, model, data, repeats, device):
         clear_feature_cache()
         return fitted.predict(paths)
 
+    decoding = decoding_for(encoder)  # the files decoded as predict decodes them
+
     def raw_encoder():
         chunks = []
         for start in range(0, len(paths), batch_size):
-            pixels = []
-            for path in paths[start : start + batch_size]:
-                with Image.open(path) as image:
-                    pixels.append(encoder.preprocess(image.convert("RGB")))
-            with torch.inference_mode(), encoder._autocast():
-                batch = torch.stack(pixels).to(encoder.device)
-                chunks.append(encoder.model.encode_image(batch).float().cpu())
-        return torch.cat(chunks)
+            sources = image_sources(paths[start : start + batch_size])
+            pixels = [encoder.preprocess(source.load(decoding)) for source in sources]
+            chunks.append(encoder.encode_images(torch.stack(pixels)))
+        return np.concatenate(chunks)
 
     seconds, _ = side_by_side({"predict": predict, "raw_encoder": raw_encoder}, repeats, device)
     medians_ = medians(seconds)

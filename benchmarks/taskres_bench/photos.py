@@ -1,0 +1,188 @@
+"""Ratio 8: a folder of 12-megapixel phone photos, the new defaults against the former pipeline.
+
+The former pipeline decodes every JPEG at full size, ignores EXIF orientation
+and encodes in fp32; the defaults decode at reduced DCT scale, apply the
+orientation and encode at ``precision="auto"`` (bf16 weights where the chip
+has bf16 units). Printed: decode milliseconds per image on one core, encoder
+images/s on decoded pixels, ``predict`` images/s (cache cold), the smallest
+feature cosine between the two pipelines on the upright photos, and what
+the CPU offers.
+"""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sklearn_taskres import clear_feature_cache, config_context
+from sklearn_taskres import _clip as clip_adapter
+from sklearn_taskres._features import decoding_for, image_features
+from sklearn_taskres._images import Decoding, image_sources
+
+from .common import classifier, encode_in_batches, mark, paired_ratio, ratio_entry, side_by_side
+
+N_PHOTOS = 48
+PHOTO_SIZE = (4032, 3024)  # a 12-megapixel phone camera, landscape
+# The orientation tag of every photo, in turn: half upright, the others stored
+# as a phone held sideways or upside down stores them.
+ORIENTATIONS = (1, 6, 1, 3, 1, 8)
+_STORED = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+           8: Image.Transpose.ROTATE_270}
+FORMER = {"jpeg_draft": False, "exif_orientation": False}
+
+
+def write_photos(directory, n_photos=N_PHOTOS, size=PHOTO_SIZE, seed=0):
+    """Write ``n_photos`` distinct JPEG files of ``size`` (q90, about 3 MB each).
+
+    Smooth colour fields plus sensor-like grain, each tagged with an EXIF
+    orientation from :data:`ORIENTATIONS` and stored the way the camera
+    stores it. Returns their paths and orientations.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    width, height = size
+    paths, orientations = [], []
+    for index in range(n_photos):
+        coarse = rng.randint(0, 256, (6, 8, 3), dtype=np.uint8)
+        smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC))
+        grain = rng.randint(-12, 13, smooth.shape, dtype=np.int16)
+        photo = Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8))
+        orientation = ORIENTATIONS[index % len(ORIENTATIONS)]
+        if orientation in _STORED:
+            photo = photo.transpose(_STORED[orientation])
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = directory / f"IMG_{index:04d}.jpg"
+        photo.save(path, quality=90, exif=exif)
+        paths.append(str(path))
+        orientations.append(orientation)
+    return paths, orientations
+
+
+def cpu_features():
+    """The CPU's bf16 flags as /proc/cpuinfo lists them, and torch's probe."""
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return {
+        "amx_bf16": "amx_bf16" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "native_bf16": clip_adapter.native_bf16(torch.device("cpu")),
+    }
+
+
+def ratio(config, model, data, repeats, device):
+    """Ratio 8: predict on the photos with the new defaults against the former pipeline."""
+    with tempfile.TemporaryDirectory(prefix="taskres_photos_") as directory:
+        paths, orientations = write_photos(Path(directory))
+        return _measure(config, model, data, repeats, device, paths, orientations)
+
+
+def _measure(config, model, data, repeats, device, paths, orientations):
+    torch_device = torch.device(device)
+    auto = clip_adapter.resolve_precision("auto", torch_device)
+    encoders = {"fp32": clip_adapter.load_encoder(model, None, torch_device, "fp32"),
+                "auto": clip_adapter.load_encoder(model, None, torch_device, auto)}
+    new_decoding = decoding_for(encoders["auto"], {"jpeg_draft": True, "exif_orientation": True})
+    sources = image_sources(paths)
+
+    def decode(decoding):
+        return [encoders["fp32"].preprocess(source.load(decoding)) for source in sources]
+
+    decode_seconds, decoded = side_by_side(
+        {"full": lambda: decode(Decoding()), "draft": lambda: decode(new_decoding)}, repeats,
+        "cpu")
+    pixels = decoded["draft"]
+    for encoder in encoders.values():
+        encode_in_batches(encoder, pixels[:8])  # one-off kernel set-up
+    encode_seconds, _ = side_by_side(
+        {name: (lambda e=encoder: encode_in_batches(e, pixels))
+         for name, encoder in encoders.items()}, repeats, device)
+
+    fitted = {
+        "new": classifier(config, model, data, device, max_iter=1).fit(
+            data.fit_paths, data.fit_labels),
+        "former": classifier(config, model, data, device, max_iter=1).set_params(
+            precision="fp32").fit(data.fit_paths, data.fit_labels),
+    }
+
+    def predict_new():
+        clear_feature_cache()
+        return fitted["new"].predict(paths)
+
+    def predict_former():
+        clear_feature_cache()
+        with config_context(**FORMER):
+            return fitted["former"].predict(paths)
+
+    predict_seconds, _ = side_by_side({"new": predict_new, "former": predict_former}, repeats,
+                                      device)
+    upright = [path for path, turn in zip(paths, orientations, strict=True) if turn == 1]
+    clear_feature_cache()
+    new = image_features(encoders["auto"], upright,
+                         decoding={"jpeg_draft": True, "exif_orientation": True})
+    former = image_features(encoders["fp32"], upright, decoding=FORMER)
+    cosines = (new * former).sum(1) / np.linalg.norm(new, axis=1) / np.linalg.norm(former, axis=1)
+    cpu = cpu_features()
+    native = auto == "bf16"
+    target = (">=", 3.0) if native else (">=", 1.8)
+    n = len(paths)
+    return ratio_entry(
+        paired_ratio(predict_seconds["former"], predict_seconds["new"]),
+        "speed-up: predict images/s with the defaults / with the former pipeline (fp32, "
+        "full-size decoding, no EXIF orientation), cache cold",
+        target,
+        predict_seconds,
+        model=model,
+        n_photos=n,
+        photo_size=list(PHOTO_SIZE),
+        orientations=sorted(set(orientations)),
+        auto_precision=auto,
+        cpu=cpu,
+        decode_ms_per_image={name: 1000 * float(np.median(values)) / n
+                             for name, values in decode_seconds.items()},
+        decode_ratio=paired_ratio(decode_seconds["full"], decode_seconds["draft"]),
+        encode_images_per_second={name: n / float(np.median(values))
+                                  for name, values in encode_seconds.items()},
+        encode_ratio=paired_ratio(encode_seconds["fp32"], encode_seconds["auto"]),
+        encode_target=">= 3.5" if native else None,
+        predict_images_per_second={name: n / float(np.median(values))
+                                   for name, values in predict_seconds.items()},
+        min_upright_cosine=float(cosines.min()),
+        n_upright=len(upright),
+    )
+
+
+def lines(entry, times):
+    """The printed lines of ratio 8."""
+    decode, encode = entry["decode_ms_per_image"], entry["encode_images_per_second"]
+    predict, cpu = entry["predict_images_per_second"], entry["cpu"]
+    encode_mark = "(no target: auto is fp32 on this CPU)"
+    if entry["encode_target"]:
+        met = entry["encode_ratio"] >= float(entry["encode_target"].split()[1])
+        encode_mark = f"target {entry['encode_target']}: {'PASS' if met else 'MISS'}"
+    width, height = entry["photo_size"]
+    return [
+        f" on {entry['n_photos']} photos of {width}x{height} ({entry['model']}, EXIF "
+        f"orientations {entry['orientations']}): predict {predict['new']:.1f} img/s with the "
+        f"defaults vs {predict['former']:.1f} img/s before: {entry['ratio']:.2f}x  "
+        f"{mark(entry)}",
+        f"    decode + preprocess on one core: {decode['full']:.0f} ms/image in full, "
+        f"{decode['draft']:.0f} ms as a draft: {entry['decode_ratio']:.2f}x",
+        f"    encoder on decoded pixels: fp32 {encode['fp32']:.1f} img/s, auto "
+        f"({entry['auto_precision']}) {encode['auto']:.1f} img/s: {entry['encode_ratio']:.2f}x  "
+        f"{encode_mark}",
+        f"    features of the {entry['n_upright']} upright photos, defaults vs before: "
+        f"cosine >= {entry['min_upright_cosine']:.5f}",
+        f"    CPU: amx_bf16 {'yes' if cpu['amx_bf16'] else 'no'}, avx512_bf16 "
+        f"{'yes' if cpu['avx512_bf16'] else 'no'}; torch sees native bf16: "
+        f"{'yes' if cpu['native_bf16'] else 'no'}",
+    ]
