@@ -11,7 +11,7 @@ from test_fewshot import dassl_fewshot
 
 from sklearn_taskres import TaskResClassifier, TaskResHead, feature_store_info, reproduce
 from sklearn_taskres._clip import load_encoder
-from sklearn_taskres._coop import (
+from sklearn_taskres.reproduce._datasets import (
     FEW_SHOT_DATASETS,
     DatasetLayoutError,
     base_and_new_classes,

@@ -94,9 +94,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from . import _argtypes
-from ._clip import load_encoder, register_model_config
-from ._coop import (
+from .. import _argtypes
+from .._clip import load_encoder, register_model_config
+from .._features import augmented_image_features, image_features
+from .._head import TaskResHead
+from .._templates import resolve_templates, text_base
+from .._training import resolve_device
+from ..fewshot import sample_few_shot
+from ._datasets import (
     ALL_DATASETS,
     DISTRIBUTION_SHIFT_DATASETS,
     FEW_SHOT_DATASETS,
@@ -104,11 +109,6 @@ from ._coop import (
     base_and_new_classes,
     load_dataset,
 )
-from ._features import augmented_image_features, image_features
-from ._head import TaskResHead
-from ._templates import resolve_templates, text_base
-from ._training import resolve_device
-from .fewshot import sample_few_shot
 
 METHOD_TITLES = {"zero-shot": "zero-shot", "linear-probe": "LP", "taskres": "TaskRes"}
 
@@ -957,6 +957,3 @@ def main(argv=None):
          f"{args.cache_dir}; results in {args.output}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
