@@ -11,15 +11,23 @@ from test_fewshot import dassl_fewshot
 
 from sklearn_taskres import TaskResClassifier, TaskResHead, feature_store_info, reproduce
 from sklearn_taskres._clip import load_encoder
+from sklearn_taskres._feature_store import _forget_store
+from sklearn_taskres._features import FEATURES, augmented_image_features
+from sklearn_taskres.reproduce import (
+    _methods,
+    _protocols,
+    _tables,
+    fit_linear_probe,
+    format_table,
+    main,
+    plan_draws,
+)
 from sklearn_taskres.reproduce._datasets import (
     FEW_SHOT_DATASETS,
     DatasetLayoutError,
     base_and_new_classes,
     load_dataset,
 )
-from sklearn_taskres._feature_store import _forget_store
-from sklearn_taskres._features import FEATURES, augmented_image_features
-from sklearn_taskres.reproduce import fit_linear_probe, format_table, main, plan_draws
 from sklearn_taskres.testing import TINY_CLIP_CONFIG, TINY_CLIP_NAME
 
 SPLIT_SIZES = {"train": 4, "val": 2, "test": 3}
@@ -61,9 +69,9 @@ def coop_root(tmp_path):
 @pytest.fixture(autouse=True)
 def quick_linear_probe(monkeypatch):
     """A shorter C search: the harness's plumbing is under test here, not the search."""
-    monkeypatch.setattr(reproduce, "LINEAR_PROBE_GRID", (1e2, 1.0, 1e-2))
-    monkeypatch.setattr(reproduce, "LINEAR_PROBE_REFINE_STEPS", 1)
-    monkeypatch.setattr(reproduce, "LINEAR_PROBE_MAX_ITER", 100)
+    monkeypatch.setattr(_methods, "LINEAR_PROBE_GRID", (1e2, 1.0, 1e-2))
+    monkeypatch.setattr(_methods, "LINEAR_PROBE_REFINE_STEPS", 1)
+    monkeypatch.setattr(_methods, "LINEAR_PROBE_MAX_ITER", 100)
 
 
 @pytest.fixture
@@ -358,6 +366,26 @@ def test_negative_augment_views_are_rejected(tmp_path, capsys):
     assert "expected an integer >= 0; got -1" in capsys.readouterr().err
 
 
+def test_the_names_of_the_former_module_are_importable_from_the_package():
+    """Every public name of the single-module harness is still sklearn_taskres.reproduce's."""
+    names = [
+        "Benchmark", "CountingEncoder", "EncodedSplit", "build_parser", "draw_record",
+        "encode_split", "fit_linear_probe", "format_base_to_new_table", "format_table",
+        "harmonic_mean", "head_for_classes", "linear_probe_predict", "main", "plan_draws",
+        "prompt_classnames", "taskres_settings", "write_results", "zero_shot_predict",
+        "CSV_FIELDS", "ENCODE_CHUNK", "LINEAR_PROBE_GRID", "LINEAR_PROBE_MAX_ITER",
+        "LINEAR_PROBE_REFINE_STEPS", "MAX_VALIDATION_SHOTS", "METHOD_TITLES",
+        "PUBLISHED_BASE_TO_NEW_MEAN", "PUBLISHED_RN50_MEAN", "VIEW_SEED",
+    ]
+    assert set(names) <= set(reproduce.__all__)
+    for name in names + ["ALL_DATASETS", "DatasetLayoutError", "FEW_SHOT_DATASETS",
+                         "base_and_new_classes", "load_dataset"]:
+        assert getattr(reproduce, name) is not None, name
+    # The constants documented in the package are the objects its modules use.
+    assert reproduce.PUBLISHED_RN50_MEAN is _tables.PUBLISHED_RN50_MEAN
+    assert reproduce.PUBLISHED_RN50_MEAN["TaskRes"][16] == 75.83
+
+
 def test_linear_probe_picks_the_best_validation_c():
     """The chosen C is at least as good on validation as every value of the coarse grid."""
     rng = np.random.RandomState(0)
@@ -368,7 +396,7 @@ def test_linear_probe_picks_the_best_validation_c():
     model, C = fit_linear_probe(X_train, y_train, X_val, y_val)
     chosen = np.mean(model.predict(X_val) == y_val)
     assert model.C == C and 1e-7 < C < 1e7
-    for grid_c in reproduce.LINEAR_PROBE_GRID:
+    for grid_c in _methods.LINEAR_PROBE_GRID:
         other = LogisticRegression(C=grid_c, max_iter=1000).fit(X_train, y_train)
         assert chosen >= np.mean(other.predict(X_val) == y_val)
 
@@ -532,13 +560,13 @@ def test_imagenet_dassl_draw_is_the_training_draw_alone(tmp_path):
 def test_official_prompt_names(pets_root, model_config, tmp_path, monkeypatch):
     """TaskRes's base keeps the underscores, zero-shot CLIP replaces them; --class-names spaces."""
     calls = []
-    text_base = reproduce.text_base
+    text_base = _protocols.text_base
 
     def spy(encoder, names, templates, **options):
         calls.append(list(names))
         return text_base(encoder, names, templates, **options)
 
-    monkeypatch.setattr(reproduce, "text_base", spy)
+    monkeypatch.setattr(_protocols, "text_base", spy)
     args = harness_args(pets_root, tmp_path / "out", model_config, "--datasets", "oxford_pets",
                         "--shots", "1", "--seeds", "1")
     assert main(args) == 0
