@@ -9,8 +9,10 @@ import numbers
 
 import numpy as np
 
+from ._feature_cache import DEFAULT_MAX_BYTES, FEATURES
+
 _DEFAULTS = {
-    "feature_cache_bytes": 2 * 1024**3,
+    "feature_cache_bytes": DEFAULT_MAX_BYTES,
     "feature_cache_dtype": "float32",
 }
 _CACHE_DTYPES = ("float32", "float16")
@@ -88,8 +90,6 @@ def set_config(feature_cache_bytes=None, feature_cache_dtype=None):
         changes["feature_cache_dtype"] = name
     _config.update(changes)
     if "feature_cache_bytes" in changes:
-        from ._features import FEATURES
-
         FEATURES.shrink_to(changes["feature_cache_bytes"])
 
 
