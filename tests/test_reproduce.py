@@ -11,7 +11,7 @@ from test_fewshot import dassl_fewshot
 
 from sklearn_taskres import TaskResClassifier, TaskResHead, feature_store_info, reproduce
 from sklearn_taskres._clip import load_encoder
-from sklearn_taskres._feature_store import _forget_store
+from sklearn_taskres._feature_store._store import _forget_store
 from sklearn_taskres._features import FEATURES, augmented_image_features
 from sklearn_taskres.reproduce import (
     _methods,
