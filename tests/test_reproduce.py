@@ -613,16 +613,60 @@ def test_base_to_new_protocol(pets_root, model_config, tmp_path, monkeypatch, ca
         ("zero-shot", None), ("taskres", 1), ("taskres", 2)
     ]
     for run in runs:
-        assert run["accuracy"] == pytest.approx(
+        assert "accuracy" not in run  # the three figures are named for what they are
+        assert run["harmonic_mean"] == pytest.approx(
             reproduce.harmonic_mean(run["base_accuracy"], run["new_accuracy"]), abs=1e-3
         )
         assert run["n_test"] == 15
+    assert reproduce.read_results(output)["runs"] == runs  # read back as written
+    rows = read_csv(output / "results.csv")
+    assert [(row["accuracy"], row["harmonic_mean"]) for row in rows] == [
+        ("", str(run["harmonic_mean"])) for run in runs
+    ]
     # With the same names, TaskRes's new classes are zero-shot's: no residual was learned there.
     assert {run["new_accuracy"] for run in runs} == {runs[0]["new_accuracy"]}
     assert "linear-probe" not in {run["method"] for run in runs}
     assert "TaskRes 2-shot base" in out.splitlines()[0]
     assert re.search(r"CoCoOp base 80\.47, new 71\.69, H 75\.83", out)
     assert re.search(r"^oxford_pets(\s+\d+\.\d\d){6}$", out, re.MULTILINE)
+
+
+def test_results_of_earlier_versions_are_read_with_the_harmonic_mean_named(tmp_path):
+    """A former base-to-new run's accuracy (its harmonic mean) reads as harmonic_mean."""
+    former = {
+        "settings": {"protocol": "base2new", "datasets": ["dtd"]},
+        "runs": [
+            {"dataset": "dtd", "method": "zero-shot", "shots": 0, "seed": None,
+             "accuracy": 48.0, "base_accuracy": 60.0, "new_accuracy": 40.0, "n_test": 9},
+            {"dataset": "dtd", "method": "taskres", "shots": 2, "seed": 1,
+             "accuracy": 68.5714, "base_accuracy": 80.0, "new_accuracy": 60.0, "n_test": 9},
+        ],
+        "draws": [{"dataset": "dtd", "shots": 2, "seed": 1, "train": ["a.jpg"]}],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(former))
+    results = reproduce.read_results(tmp_path / "results.json")
+    assert results["settings"] == former["settings"]
+    assert results["draws"] == former["draws"]
+    assert [run.get("accuracy") for run in results["runs"]] == [None, None]
+    assert [run["harmonic_mean"] for run in results["runs"]] == [48.0, 68.5714]
+    assert results["runs"][1]["n_test"] == 9
+    table = reproduce.format_base_to_new_table(results["runs"], [2], ["dtd"])
+    assert re.search(r"^dtd\s+60\.00\s+40\.00\s+48\.00\s+80\.00\s+60\.00\s+68\.57$", table,
+                     re.MULTILINE)
+
+    # A few-shot file is read as it is.
+    few_shot = {"settings": {"protocol": "fewshot"}, "runs": [
+        {"dataset": "dtd", "method": "taskres", "shots": 1, "seed": 1, "accuracy": 50.0}
+    ], "draws": []}
+    (tmp_path / "results.json").write_text(json.dumps(few_shot))
+    assert reproduce.read_results(tmp_path) == few_shot
+
+    (tmp_path / "results.json").write_text('{"runs": 3}')
+    with pytest.raises(ValueError, match=r"results\.json of a run, with a list of runs; got"):
+        reproduce.read_results(tmp_path)
+    (tmp_path / "results.json").write_text("not json")
+    with pytest.raises(ValueError, match=r"to be the results\.json of a run; got Expecting"):
+        reproduce.read_results(tmp_path)
 
 
 def test_base_to_new_rejects_the_imagenet_variants(tmp_path, capsys):

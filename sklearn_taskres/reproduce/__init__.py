@@ -27,7 +27,9 @@ also lists the image paths of every draw, in the order drawn.
 classes are split in halves as CoOp's ``subsample_classes`` does, TaskRes
 learns the base half and is tested on both (see
 :meth:`Benchmark.run_base_to_new`); the table gives base, new and harmonic
-mean accuracy beside CoCoOp's published means.
+mean accuracy beside CoCoOp's published means, and each run's record holds
+``base_accuracy``, ``new_accuracy`` and ``harmonic_mean`` (see
+:func:`read_results`).
 
 With ``--augment-views V`` TaskRes trains on ``V`` augmented views of every
 training image (the official augmentation: random resized crop with scale
@@ -110,7 +112,7 @@ from ._methods import (
     zero_shot_predict,
 )
 from ._protocols import Benchmark
-from ._results import CSV_FIELDS, write_results
+from ._results import CSV_FIELDS, read_results, write_results
 from ._tables import METHOD_TITLES, format_base_to_new_table, format_table
 
 # The constants the API reference documents, with the comments it shows (it reads
@@ -158,6 +160,7 @@ __all__ = [
     "main",
     "plan_draws",
     "prompt_classnames",
+    "read_results",
     "taskres_settings",
     "write_results",
     "zero_shot_predict",

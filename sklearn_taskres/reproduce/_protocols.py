@@ -40,10 +40,19 @@ class Benchmark:
         self._bases = {}
 
     def _record(self, dataset, method, shots, seed, accuracy, **extra):
-        record = {"dataset": dataset, "method": method, "shots": shots, "seed": seed,
-                  "accuracy": round(accuracy, 4)}
-        record.update(extra)
-        self.records.append(record)
+        """A run scored by its accuracy (%)."""
+        self._add(dataset, method, shots, seed, accuracy=round(accuracy, 4), **extra)
+
+    def _record_base_to_new(self, dataset, method, shots, seed, base, new, **extra):
+        """A base-to-new run: its base and new accuracy (%) and their harmonic mean."""
+        self._add(dataset, method, shots, seed, base_accuracy=round(base, 4),
+                  new_accuracy=round(new, 4), harmonic_mean=round(harmonic_mean(base, new), 4),
+                  **extra)
+
+    def _add(self, dataset, method, shots, seed, **fields):
+        self.records.append(
+            {"dataset": dataset, "method": method, "shots": shots, "seed": seed, **fields}
+        )
 
     def _base(self, dataset, method):
         names = prompt_classnames(dataset.classnames, method, self.args.class_names)
@@ -160,10 +169,8 @@ class Benchmark:
 
         zero_shot_base = self._base(dataset, "zero-shot")
         base_accuracy, new_accuracy = (text_accuracy(h, zero_shot_base) for h in halves)
-        self._record(dataset.key, "zero-shot", 0, None,
-                     harmonic_mean(base_accuracy, new_accuracy),
-                     base_accuracy=round(base_accuracy, 4), new_accuracy=round(new_accuracy, 4),
-                     n_train=0, n_test=len(test), trained_on=dataset.key)
+        self._record_base_to_new(dataset.key, "zero-shot", 0, None, base_accuracy, new_accuracy,
+                                 n_train=0, n_test=len(test), trained_on=dataset.key)
         self.log(f"[{dataset.key}] zero-shot base {base_accuracy:.2f}, new {new_accuracy:.2f}")
 
         taskres_base = self._base(dataset, "taskres")
@@ -176,14 +183,13 @@ class Benchmark:
             head = self._fit_taskres(taskres_base[rows], classes, settings, seed,
                                      encoded.rows(train), y_all[train], views)
             base_accuracy = _accuracy(head.predict(X_base), y_base)
-            self._record(dataset.key, "taskres", shots, seed,
-                         harmonic_mean(base_accuracy, new_accuracy),
-                         base_accuracy=round(base_accuracy, 4),
-                         new_accuracy=round(new_accuracy, 4), n_train=len(train),
-                         n_test=len(test), trained_on=dataset.key, epochs=settings["max_iter"],
-                         alpha=settings["alpha"], learning_rate=settings["learning_rate"],
-                         augment_views=args.augment_views,
-                         seconds=round(time.perf_counter() - start, 3))
+            self._record_base_to_new(
+                dataset.key, "taskres", shots, seed, base_accuracy, new_accuracy,
+                n_train=len(train), n_test=len(test), trained_on=dataset.key,
+                epochs=settings["max_iter"], alpha=settings["alpha"],
+                learning_rate=settings["learning_rate"], augment_views=args.augment_views,
+                seconds=round(time.perf_counter() - start, 3),
+            )
             self.log(f"[{dataset.key}] {shots}-shot seed {seed}: TaskRes base "
                      f"{base_accuracy:.2f}, new {new_accuracy:.2f}")
 
