@@ -10,8 +10,10 @@ import numbers
 
 import numpy as np
 
+from ._feature_cache import DEFAULT_MAX_BYTES, FEATURES
+
 _DEFAULTS = {
-    "feature_cache_bytes": 2 * 1024**3,
+    "feature_cache_bytes": DEFAULT_MAX_BYTES,
     "feature_cache_dtype": "float32",
     "jpeg_draft": True,
     "exif_orientation": True,
@@ -133,8 +135,6 @@ def set_config(feature_cache_bytes=None, feature_cache_dtype=None, jpeg_draft=No
     _config.update(changes)
     _set_here.update(changes)
     if "feature_cache_bytes" in changes:
-        from ._features import FEATURES
-
         FEATURES.shrink_to(changes["feature_cache_bytes"])
 
 

@@ -8,15 +8,14 @@ once in total, test folds included, and clones share the work.
 import functools
 import hashlib
 import os
-import threading
 import warnings
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from ._config import decoding_config, get_config
+from ._feature_cache import FEATURES
 from ._feature_store import forget_stores, open_store
 from ._images import Decoding, forget_file_digests, image_sources
 from ._progress import logger, progress
@@ -24,59 +23,6 @@ from ._progress import logger, progress
 IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
 TEXT_BATCH_SIZE = 256
 DECODE_WORKERS = min(8, os.cpu_count() or 1)
-
-
-class FeatureCache:
-    """A thread-safe LRU mapping of keys to feature vectors, bounded in bytes."""
-
-    def __init__(self, max_bytes):
-        self.max_bytes = max_bytes
-        self._entries = OrderedDict()
-        self._nbytes = 0
-        self._lock = threading.Lock()
-
-    def __len__(self):
-        return len(self._entries)
-
-    @property
-    def nbytes(self):
-        """Bytes held by the cached vectors."""
-        return self._nbytes
-
-    def get(self, key):
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key, value):
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._nbytes -= old.nbytes
-            self._entries[key] = value
-            self._nbytes += value.nbytes
-            self._evict(keep=1)
-
-    def shrink_to(self, max_bytes):
-        """Set the bound and drop the least recently used entries beyond it."""
-        with self._lock:
-            self.max_bytes = max_bytes
-            self._evict(keep=0)
-
-    def _evict(self, keep):
-        while self._nbytes > self.max_bytes and len(self._entries) > keep:
-            _, evicted = self._entries.popitem(last=False)
-            self._nbytes -= evicted.nbytes
-
-    def clear(self):
-        with self._lock:
-            self._entries.clear()
-            self._nbytes = 0
-
-
-FEATURES = FeatureCache(get_config()["feature_cache_bytes"])
 
 
 def clear_feature_cache():

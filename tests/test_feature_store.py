@@ -21,7 +21,8 @@ from sklearn_taskres import (
     feature_store_info,
 )
 from sklearn_taskres._clip import load_encoder
-from sklearn_taskres._feature_store import FeatureStore, _forget_store, key_digest, open_store
+from sklearn_taskres._feature_store import FeatureStore, key_digest, open_store
+from sklearn_taskres._feature_store._store import _forget_store
 from sklearn_taskres._features import FEATURES, _lookup_or_compute, image_features
 from sklearn_taskres._images import image_sources
 from sklearn_taskres.cli import main
@@ -74,9 +75,9 @@ def test_ten_thousand_vectors_are_a_handful_of_files_and_appends_keep_old_bytes(
 
 
 def test_a_new_shard_is_started_past_the_size_limit(tmp_path, monkeypatch):
-    from sklearn_taskres import _feature_store
+    from sklearn_taskres._feature_store import _store
 
-    monkeypatch.setattr(_feature_store, "SHARD_BYTES", 100)
+    monkeypatch.setattr(_store, "SHARD_BYTES", 100)
     store = FeatureStore(tmp_path)
     for i in range(3):
         store.put(("v", i), vector(i))  # 64 bytes each: every second one starts a shard
@@ -208,14 +209,14 @@ def test_two_processes_encoding_the_same_images_at_once(tiny_model, tmp_path):
 KILLED_WRITER = """
 import sys, time
 import numpy as np
-from sklearn_taskres import _feature_store
-store = _feature_store.open_store(sys.argv[1])
+from sklearn_taskres._feature_store import _store
+store = _store.open_store(sys.argv[1])
 for start in range(0, 200, 50):
     store.put_many([(("v", i), np.arange(16, dtype=np.float32) + 1000 * i)
                     for i in range(start, start + 50)])
 writer = store._writer
 slow = writer._data if sys.argv[2] == "data" else writer._index
-write_all = _feature_store._write_all
+write_all = _store._write_all
 
 def write_slowly(descriptor, data):  # long enough a write to be killed in
     if descriptor != slow:
@@ -225,7 +226,7 @@ def write_slowly(descriptor, data):  # long enough a write to be killed in
         print("writing", flush=True)
         time.sleep(0.01)
 
-_feature_store._write_all = write_slowly
+_store._write_all = write_slowly
 store.put_many([(("v", i), np.arange(16, dtype=np.float32) + 1000 * i)
                 for i in range(200, 400)])
 print("finished", flush=True)
@@ -384,7 +385,7 @@ def test_a_store_that_cannot_be_written_warns_and_the_features_still_come(encode
 
 def test_clear_feature_cache_forgets_the_store_index_too(tmp_path):
     from sklearn_taskres import clear_feature_cache
-    from sklearn_taskres._feature_store import _STORES
+    from sklearn_taskres._feature_store._store import _STORES
 
     open_store(tmp_path).put(("v", 1), vector(1))
     assert any(key[1] == str(tmp_path) for key in _STORES)

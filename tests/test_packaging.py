@@ -1,6 +1,7 @@
 """Packaging configuration: one source of truth in pyproject.toml, setup.cfg only for the rest."""
 
 import configparser
+import fnmatch
 import re
 from pathlib import Path
 
@@ -35,3 +36,17 @@ def test_every_dependency_has_a_lower_bound_tested_by_min_versions():
     assert set(pins) == set(bounds) - untested
     for name, version in pins.items():
         assert bounds[name] == version, name
+
+
+def test_every_subpackage_is_shipped():
+    """setuptools finds every package folder of sklearn_taskres (reproduce/ and the others)."""
+    block = re.search(r"^\[tool\.setuptools\.packages\.find\]\ninclude = \[(.*)\]$", PYPROJECT,
+                      re.MULTILINE)
+    include = re.findall(r'"([^"]+)"', block.group(1))
+    folders = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for path in (ROOT / "sklearn_taskres").rglob("__init__.py")
+    }
+    assert {"sklearn_taskres.reproduce", "sklearn_taskres._feature_store"} <= folders
+    # find's include patterns match dotted package names as fnmatch does.
+    assert all(any(fnmatch.fnmatchcase(name, pattern) for pattern in include) for name in folders)

@@ -11,15 +11,23 @@ from test_fewshot import dassl_fewshot
 
 from sklearn_taskres import TaskResClassifier, TaskResHead, feature_store_info, reproduce
 from sklearn_taskres._clip import load_encoder
-from sklearn_taskres._coop import (
+from sklearn_taskres._feature_store._store import _forget_store
+from sklearn_taskres._features import FEATURES, augmented_image_features
+from sklearn_taskres.reproduce import (
+    _methods,
+    _protocols,
+    _tables,
+    fit_linear_probe,
+    format_table,
+    main,
+    plan_draws,
+)
+from sklearn_taskres.reproduce._datasets import (
     FEW_SHOT_DATASETS,
     DatasetLayoutError,
     base_and_new_classes,
     load_dataset,
 )
-from sklearn_taskres._feature_store import _forget_store
-from sklearn_taskres._features import FEATURES, augmented_image_features
-from sklearn_taskres.reproduce import fit_linear_probe, format_table, main, plan_draws
 from sklearn_taskres.testing import TINY_CLIP_CONFIG, TINY_CLIP_NAME
 
 SPLIT_SIZES = {"train": 4, "val": 2, "test": 3}
@@ -61,9 +69,9 @@ def coop_root(tmp_path):
 @pytest.fixture(autouse=True)
 def quick_linear_probe(monkeypatch):
     """A shorter C search: the harness's plumbing is under test here, not the search."""
-    monkeypatch.setattr(reproduce, "LINEAR_PROBE_GRID", (1e2, 1.0, 1e-2))
-    monkeypatch.setattr(reproduce, "LINEAR_PROBE_REFINE_STEPS", 1)
-    monkeypatch.setattr(reproduce, "LINEAR_PROBE_MAX_ITER", 100)
+    monkeypatch.setattr(_methods, "LINEAR_PROBE_GRID", (1e2, 1.0, 1e-2))
+    monkeypatch.setattr(_methods, "LINEAR_PROBE_REFINE_STEPS", 1)
+    monkeypatch.setattr(_methods, "LINEAR_PROBE_MAX_ITER", 100)
 
 
 @pytest.fixture
@@ -358,6 +366,26 @@ def test_negative_augment_views_are_rejected(tmp_path, capsys):
     assert "expected an integer >= 0; got -1" in capsys.readouterr().err
 
 
+def test_the_names_of_the_former_module_are_importable_from_the_package():
+    """Every public name of the single-module harness is still sklearn_taskres.reproduce's."""
+    names = [
+        "Benchmark", "CountingEncoder", "EncodedSplit", "build_parser", "draw_record",
+        "encode_split", "fit_linear_probe", "format_base_to_new_table", "format_table",
+        "harmonic_mean", "head_for_classes", "linear_probe_predict", "main", "plan_draws",
+        "prompt_classnames", "taskres_settings", "write_results", "zero_shot_predict",
+        "CSV_FIELDS", "ENCODE_CHUNK", "LINEAR_PROBE_GRID", "LINEAR_PROBE_MAX_ITER",
+        "LINEAR_PROBE_REFINE_STEPS", "MAX_VALIDATION_SHOTS", "METHOD_TITLES",
+        "PUBLISHED_BASE_TO_NEW_MEAN", "PUBLISHED_RN50_MEAN", "VIEW_SEED",
+    ]
+    assert set(names) <= set(reproduce.__all__)
+    for name in names + ["ALL_DATASETS", "DatasetLayoutError", "FEW_SHOT_DATASETS",
+                         "base_and_new_classes", "load_dataset"]:
+        assert getattr(reproduce, name) is not None, name
+    # The constants documented in the package are the objects its modules use.
+    assert reproduce.PUBLISHED_RN50_MEAN is _tables.PUBLISHED_RN50_MEAN
+    assert reproduce.PUBLISHED_RN50_MEAN["TaskRes"][16] == 75.83
+
+
 def test_linear_probe_picks_the_best_validation_c():
     """The chosen C is at least as good on validation as every value of the coarse grid."""
     rng = np.random.RandomState(0)
@@ -368,7 +396,7 @@ def test_linear_probe_picks_the_best_validation_c():
     model, C = fit_linear_probe(X_train, y_train, X_val, y_val)
     chosen = np.mean(model.predict(X_val) == y_val)
     assert model.C == C and 1e-7 < C < 1e7
-    for grid_c in reproduce.LINEAR_PROBE_GRID:
+    for grid_c in _methods.LINEAR_PROBE_GRID:
         other = LogisticRegression(C=grid_c, max_iter=1000).fit(X_train, y_train)
         assert chosen >= np.mean(other.predict(X_val) == y_val)
 
@@ -532,13 +560,13 @@ def test_imagenet_dassl_draw_is_the_training_draw_alone(tmp_path):
 def test_official_prompt_names(pets_root, model_config, tmp_path, monkeypatch):
     """TaskRes's base keeps the underscores, zero-shot CLIP replaces them; --class-names spaces."""
     calls = []
-    text_base = reproduce.text_base
+    text_base = _protocols.text_base
 
     def spy(encoder, names, templates, **options):
         calls.append(list(names))
         return text_base(encoder, names, templates, **options)
 
-    monkeypatch.setattr(reproduce, "text_base", spy)
+    monkeypatch.setattr(_protocols, "text_base", spy)
     args = harness_args(pets_root, tmp_path / "out", model_config, "--datasets", "oxford_pets",
                         "--shots", "1", "--seeds", "1")
     assert main(args) == 0
@@ -585,16 +613,60 @@ def test_base_to_new_protocol(pets_root, model_config, tmp_path, monkeypatch, ca
         ("zero-shot", None), ("taskres", 1), ("taskres", 2)
     ]
     for run in runs:
-        assert run["accuracy"] == pytest.approx(
+        assert "accuracy" not in run  # the three figures are named for what they are
+        assert run["harmonic_mean"] == pytest.approx(
             reproduce.harmonic_mean(run["base_accuracy"], run["new_accuracy"]), abs=1e-3
         )
         assert run["n_test"] == 15
+    assert reproduce.read_results(output)["runs"] == runs  # read back as written
+    rows = read_csv(output / "results.csv")
+    assert [(row["accuracy"], row["harmonic_mean"]) for row in rows] == [
+        ("", str(run["harmonic_mean"])) for run in runs
+    ]
     # With the same names, TaskRes's new classes are zero-shot's: no residual was learned there.
     assert {run["new_accuracy"] for run in runs} == {runs[0]["new_accuracy"]}
     assert "linear-probe" not in {run["method"] for run in runs}
     assert "TaskRes 2-shot base" in out.splitlines()[0]
     assert re.search(r"CoCoOp base 80\.47, new 71\.69, H 75\.83", out)
     assert re.search(r"^oxford_pets(\s+\d+\.\d\d){6}$", out, re.MULTILINE)
+
+
+def test_results_of_earlier_versions_are_read_with_the_harmonic_mean_named(tmp_path):
+    """A former base-to-new run's accuracy (its harmonic mean) reads as harmonic_mean."""
+    former = {
+        "settings": {"protocol": "base2new", "datasets": ["dtd"]},
+        "runs": [
+            {"dataset": "dtd", "method": "zero-shot", "shots": 0, "seed": None,
+             "accuracy": 48.0, "base_accuracy": 60.0, "new_accuracy": 40.0, "n_test": 9},
+            {"dataset": "dtd", "method": "taskres", "shots": 2, "seed": 1,
+             "accuracy": 68.5714, "base_accuracy": 80.0, "new_accuracy": 60.0, "n_test": 9},
+        ],
+        "draws": [{"dataset": "dtd", "shots": 2, "seed": 1, "train": ["a.jpg"]}],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(former))
+    results = reproduce.read_results(tmp_path / "results.json")
+    assert results["settings"] == former["settings"]
+    assert results["draws"] == former["draws"]
+    assert [run.get("accuracy") for run in results["runs"]] == [None, None]
+    assert [run["harmonic_mean"] for run in results["runs"]] == [48.0, 68.5714]
+    assert results["runs"][1]["n_test"] == 9
+    table = reproduce.format_base_to_new_table(results["runs"], [2], ["dtd"])
+    assert re.search(r"^dtd\s+60\.00\s+40\.00\s+48\.00\s+80\.00\s+60\.00\s+68\.57$", table,
+                     re.MULTILINE)
+
+    # A few-shot file is read as it is.
+    few_shot = {"settings": {"protocol": "fewshot"}, "runs": [
+        {"dataset": "dtd", "method": "taskres", "shots": 1, "seed": 1, "accuracy": 50.0}
+    ], "draws": []}
+    (tmp_path / "results.json").write_text(json.dumps(few_shot))
+    assert reproduce.read_results(tmp_path) == few_shot
+
+    (tmp_path / "results.json").write_text('{"runs": 3}')
+    with pytest.raises(ValueError, match=r"results\.json of a run, with a list of runs; got"):
+        reproduce.read_results(tmp_path)
+    (tmp_path / "results.json").write_text("not json")
+    with pytest.raises(ValueError, match=r"to be the results\.json of a run; got Expecting"):
+        reproduce.read_results(tmp_path)
 
 
 def test_base_to_new_rejects_the_imagenet_variants(tmp_path, capsys):

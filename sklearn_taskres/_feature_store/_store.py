@@ -1,83 +1,12 @@
-"""The on-disk feature store behind ``cache_dir``: packed, content-keyed, checksummed.
+"""Reading and writing the feature store: its shards, its index, one store per directory.
 
-One store serves :class:`~sklearn_taskres.TaskResClassifier`, the
-reproduction harness and augmented views: any process that encodes an image
-with a given encoder leaves the vector here, and any later process reads it
-instead of encoding again. Keys are those of the in-memory cache (model,
-weights, precision, preprocessing, and a digest of the image's content, so a
-rewritten file is a new key), hashed to 20 bytes.
-
-Layout
-------
-::
-
-    DIR/FEATURE_STORE              names the format and its version
-    DIR/shards/<writer>.dat        the vectors' bytes, back to back
-    DIR/shards/<writer>.idx        one 64-byte entry per vector: key digest,
-                                   offset and size in the .dat, dtype, a
-                                   checksum of the vector and one of the entry
-
-Every process that writes appends to a shard of its own, named by its host,
-its process id and a random suffix, and never writes to any other file. A
-batch of vectors is one append to the ``.dat`` followed by one append of
-their entries to the ``.idx``, so old vectors are never rewritten and 10,000
-vectors written by one process are two files (a shard is closed for a new
-one past ``SHARD_BYTES``). Readers read the indexes (only the bytes added
-since their last look), then each vector at its offset, and check it against
-its checksum before serving it.
-
-Why append-only shards and not SQLite
--------------------------------------
-SQLite (in the standard library) would also give one packed, transactional
-file. But its WAL mode, the one that lets readers and a writer work at once,
-keeps its index in shared memory (the ``-shm`` file) that only processes on
-one host can share: SQLite's documentation says WAL does not work over a
-network file system. Its rollback-journal mode instead relies on POSIX
-advisory locks, which many NFS setups get wrong, and a broken lock there is a
-corrupt database, not a slower one. In either mode one process writes at a
-time and the others wait. Clusters keep shared data on network file systems,
-and that is where this store has to work.
-
-The shards need no lock and no shared memory: no two processes ever write the
-same file, and nothing is modified in place. What each guarantee rests on:
-
-- atomicity: an entry is appended only after its vector, so a reader never
-  finds an entry whose bytes were not written; a partly written entry (an
-  index whose size is not a whole number of entries, or whose entry checksum
-  fails) is not an entry;
-- crash safety: a process killed mid-write leaves at most a torn tail in its
-  own shard; the next run reads every complete entry, skips the torn one, and
-  encodes and stores again only the vectors it lost, in its own shard;
-- concurrent writers: two processes writing at once write different files,
-  so nothing is lost; a vector both computed is stored twice and read once;
-- corruption: a vector whose bytes no longer match its checksum (a flipped
-  bit, a truncated ``.dat``, a vector not yet flushed to disk at power loss)
-  is dropped from the index and computed again, never served.
-
-On a network file system the store relies only on appends, reads and
-listing a folder, which NFS, Lustre and the like all do correctly when one
-client writes each file. What it does not get there is immediate
-visibility: under NFS's close-to-open consistency another host sees a
-writer's new vectors once the writer's client has sent them to the server
-(at the latest when the writer closes its shard or exits), and may see an
-entry before the bytes it points to. The first is a miss and the second fails
-its checksum, so either way that host computes the vector again instead of
-using a wrong one, and stores it in its own shard. The price of needing no
-locks is that vectors computed by several processes at once are stored
-several times, and that every writing process adds a shard:
-:func:`compact_feature_store` (``sklearn-taskres cache compact DIR``) rewrites a
-store as one shard with one copy of each vector, while no process writes.
-
-The former layout, one ``.feat`` file per vector in 256 folders, is read when
-found (its files are checked as before and copied into the packed store as
-they are used), with a message that says how to remove it.
+The layout, and what each of its guarantees rests on: the package's docstring.
 """
 
 import hashlib
 import os
 import re
 import secrets
-import shutil
 import socket
 import struct
 import tempfile
@@ -87,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._progress import logger
+from .._progress import logger
 
 FORMAT = "sklearn-taskres feature store, packed shards, version 1\n"
 MARKER = "FEATURE_STORE"
@@ -216,6 +145,31 @@ class FeatureStore:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+
+    # ------------------------------------------------------------ for upkeep
+
+    def scan(self, *, verify=False):
+        """Read every index (with ``verify``, every vector too); the digests of the vectors.
+
+        Entries and vectors that fail their checks are left out and counted in
+        ``n_damaged``. Upkeep calls it on an instance of its own.
+        """
+        with self._lock:
+            self._refresh()
+            if verify:
+                self._read(list(self._index))
+            return list(self._index)
+
+    def read_digests(self, digests):
+        """The checked vectors of ``digests`` (from :meth:`scan`), None where damaged."""
+        with self._lock:
+            return self._read(digests)
+
+    @property
+    def shard_names(self):
+        """The shards whose index was read, readable or not."""
+        with self._lock:
+            return set(self._consumed) | self._unreadable
 
     # ------------------------------------------------------------ reading
 
@@ -491,192 +445,3 @@ def _forget_store(directory):
     with _STORES_LOCK:
         for key in [key for key in _STORES if key[1] == path]:
             _STORES.pop(key).close()
-
-
-# ---------------------------------------------------------------- what a store holds
-
-
-def feature_store_info(directory, *, verify=False):
-    """What the feature store in ``directory`` (a ``cache_dir``) holds.
-
-    Parameters
-    ----------
-    directory : str or path
-        The ``cache_dir`` of a :class:`~sklearn_taskres.TaskResClassifier`,
-        or the ``--cache-dir`` of the reproduction harness.
-    verify : bool, default=False
-        Also read every vector and check it against its checksum.
-
-    Returns
-    -------
-    info : dict
-        ``n_vectors`` (distinct keys), ``n_shards``, ``n_files`` and
-        ``n_bytes`` of the packed store; ``n_damaged`` entries or vectors that
-        fail their checks (with ``verify``, every vector is checked; without,
-        only the index entries); ``n_legacy_files`` and ``n_legacy_bytes``
-        of the former one-file-per-vector layout.
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``directory`` does not exist.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_taskres import feature_store_info
-    >>> from sklearn_taskres._feature_store import open_store
-    >>> store = open_store(getfixture("tmp_path"))
-    >>> store.put(("example", 1), np.ones(4, dtype=np.float32))
-    >>> info = feature_store_info(getfixture("tmp_path"))
-    >>> info["n_vectors"], info["n_shards"], info["n_files"]
-    (1, 1, 3)
-    """
-    directory = _existing(directory)
-    store = FeatureStore(directory)  # a fresh look, not this process's cached index
-    with store._lock:
-        store._refresh()
-        digests = list(store._index)
-        if verify:
-            store._read(digests)
-    files = [path for path in (directory / SHARDS).glob("*") if path.is_file()]
-    files += [directory / MARKER] if (directory / MARKER).is_file() else []
-    legacy = list(_legacy_files(directory))
-    return {
-        "directory": str(directory),
-        "n_vectors": len(store._index),
-        "n_shards": len({path.stem for path in files if path.suffix == ".idx"}),
-        "n_files": len(files),
-        "n_bytes": sum(path.stat().st_size for path in files),
-        "n_damaged": store.n_damaged,
-        "n_legacy_files": len(legacy),
-        "n_legacy_bytes": sum(path.stat().st_size for path in legacy),
-    }
-
-
-def compact_feature_store(directory):
-    """Rewrite the packed store in ``directory`` as one shard; return the files it replaced.
-
-    Every process that writes adds a shard, so a store used by many runs
-    gathers many files, and vectors computed by several processes at once are
-    stored more than once. Compacting keeps one copy of each vector that
-    passes its checksum, drops damaged and torn entries, and leaves a single
-    shard. Run it while no process is writing to the store: vectors a
-    writer appends during the compaction would go with its shard.
-
-    Parameters
-    ----------
-    directory : str or path
-        The ``cache_dir`` to compact.
-
-    Returns
-    -------
-    n_files : int
-        The files of the former shards, now removed.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_taskres import compact_feature_store, feature_store_info
-    >>> from sklearn_taskres._feature_store import FeatureStore
-    >>> for writer in range(3):  # as three processes would
-    ...     FeatureStore(getfixture("tmp_path")).put(("example", 3), np.ones(4, np.float32))
-    >>> compact_feature_store(getfixture("tmp_path"))
-    6
-    >>> info = feature_store_info(getfixture("tmp_path"))
-    >>> info["n_vectors"], info["n_shards"]
-    (1, 1)
-    """
-    directory = _existing(directory)
-    _forget_store(directory)
-    store = FeatureStore(directory)
-    with store._lock:
-        store._refresh()
-        old = set(store._consumed) | store._unreadable
-        digests = list(store._index)
-        writer = None
-        try:
-            for start in range(0, len(digests), 4096):
-                chunk = digests[start : start + 4096]
-                records = [(digest, _CODES[value.dtype], value.tobytes())
-                           for digest, value in zip(chunk, store._read(chunk), strict=True)
-                           if value is not None]
-                if records:
-                    writer = writer or _ShardWriter(store.shard_directory)
-                    writer.append(records)
-        finally:
-            if writer is not None:
-                writer.close()
-    n_files = 0
-    for shard in old:
-        for suffix in (".idx", ".dat"):
-            path = store.shard_directory / f"{shard}{suffix}"
-            if path.exists():
-                path.unlink()
-                n_files += 1
-    return n_files
-
-
-def _existing(directory):
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"expected a feature store directory; got {str(directory)!r}, which "
-            f"{'is not a directory' if directory.exists() else 'does not exist'}"
-        )
-    return directory
-
-
-def clear_feature_store(directory, *, legacy_only=False):
-    """Delete the feature store in ``directory``; return the number of files removed.
-
-    Removes the packed store and the files of the former one-file-per-vector
-    layout, and nothing else in ``directory``. Run it while no process is
-    writing to the store: a writer's vectors would go with its deleted shard.
-
-    Parameters
-    ----------
-    directory : str or path
-        The ``cache_dir`` to clear.
-    legacy_only : bool, default=False
-        Only remove the files of the former layout.
-
-    Returns
-    -------
-    n_files : int
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``directory`` does not exist.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_taskres import clear_feature_store, feature_store_info
-    >>> from sklearn_taskres._feature_store import open_store
-    >>> open_store(getfixture("tmp_path")).put(("example", 2), np.ones(4, dtype=np.float32))
-    >>> clear_feature_store(getfixture("tmp_path"))
-    3
-    >>> feature_store_info(getfixture("tmp_path"))["n_vectors"]
-    0
-    """
-    directory = _existing(directory)
-    _forget_store(directory)
-    n_files = 0
-    for folder in _legacy_folders(directory):
-        for path in list(folder.iterdir()):
-            if path.is_file() and path.suffix in (".feat", ".tmp"):
-                path.unlink(missing_ok=True)
-                n_files += 1
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    if not legacy_only:
-        shards = directory / SHARDS
-        if shards.is_dir():
-            n_files += sum(1 for path in shards.iterdir() if path.is_file())
-            shutil.rmtree(shards, ignore_errors=True)
-        for path in directory.glob(f"{MARKER}*"):
-            path.unlink(missing_ok=True)
-            n_files += 1
-    return n_files
