@@ -16,7 +16,7 @@ CPU = torch.device("cpu")
 
 def test_random_init_is_the_same_model_in_every_load(tiny_model):
     """pretrained=None seeds the initialisation, so every process builds the same model."""
-    from sklearn_taskres._clip import _create_encoder
+    from sklearn_taskres._clip._encoder import _create_encoder
 
     a = _create_encoder(tiny_model, None, CPU).model.state_dict()
     b = _create_encoder(tiny_model, None, CPU).model.state_dict()
@@ -24,7 +24,7 @@ def test_random_init_is_the_same_model_in_every_load(tiny_model):
 
 
 def test_random_init_leaves_the_global_rng_alone(tiny_model):
-    from sklearn_taskres._clip import _create_encoder
+    from sklearn_taskres._clip._encoder import _create_encoder
 
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -73,10 +73,26 @@ def test_quick_gelu_tags_build_quick_gelu_models(tiny_model, quick_gelu_tag):
     assert not np.allclose(image_features(encoder, images), image_features(plain, images))
 
 
-def test_missing_weights_say_how_to_fix_it():
-    """A tag whose weights are not cached fails at once with the way out."""
+def test_missing_weights_say_how_to_fix_it(caplog):
+    """A tag whose weights are not cached fails at once with the way out, said once."""
     with pytest.raises(WeightsUnavailableError, match="pretrained='/path/to/"):
         load_encoder("RN50", "openai", CPU)
+    # open_clip's own "Failed to download" line is not printed before our explanation.
+    assert not [r for r in caplog.records if "Failed to download" in r.getMessage()]
+
+
+def test_open_clip_log_records_are_held_back_only_for_our_error(caplog):
+    """Records other than a download failure we explain go out as usual."""
+    import logging
+
+    from sklearn_taskres._clip._encoder import _held_download_errors
+
+    with caplog.at_level(logging.INFO), _held_download_errors():
+        logging.error("Failed to download weights for tag 'x': no network")
+        logging.warning("No pretrained weights loaded")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["No pretrained weights loaded",
+                        "Failed to download weights for tag 'x': no network"]
 
 
 def test_unreachable_hub_switches_to_offline_for_the_load(monkeypatch):
@@ -92,7 +108,7 @@ def test_unreachable_hub_switches_to_offline_for_the_load(monkeypatch):
         raise FileNotFoundError("not cached")
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(_clip, "_hub_reachable", lambda endpoint: False)
+    monkeypatch.setattr(_clip._names, "_hub_reachable", lambda endpoint: False)
     monkeypatch.setattr(open_clip.pretrained, "download_pretrained_from_hf", fake_download)
     with pytest.raises(WeightsUnavailableError):
         load_encoder("RN50", "openai", CPU)

@@ -302,3 +302,20 @@ def test_grid_search_workers_decode_with_the_settings_of_the_call(tiny_model, tm
     assert not np.allclose(scores[None, True], scores[None, False], rtol=1e-5)
     # The workers never set exif_orientation: the pickled estimators carried it.
     np.testing.assert_allclose(scores[2, False], scores[None, False], rtol=1e-5)
+
+
+def test_the_reproduction_harness_decodes_as_the_official_code(encoder, tmp_path):
+    """The harness reads full-size JPEGs with their orientation tags ignored, whatever is set."""
+    from types import SimpleNamespace
+
+    from sklearn_taskres.reproduce._encoding import CountingEncoder, encode_split
+
+    upright = upright_picture(600, 400)
+    save_with_orientation(stored_as(upright, 6), tmp_path / "a.jpg", 6, quality=90)
+    dataset = SimpleNamespace(key="photos", directory=tmp_path,
+                              splits={"test": SimpleNamespace(paths=["a.jpg"])})
+    encoded = encode_split(CountingEncoder(encoder), dataset, "test", [0], None, print)
+    path = str(tmp_path / "a.jpg")
+    former = encoder.encode_images(encoder.preprocess(Image.open(path).convert("RGB"))[None])
+    np.testing.assert_allclose(encoded.rows([0]), former, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(image_features(encoder, [path]), former, rtol=1e-3)  # the defaults

@@ -237,7 +237,7 @@ def test_an_unreachable_hub_is_asked_offline_for_a_schema_name(tiny_model, tiny_
     from sklearn_taskres import _clip
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(_clip, "_hub_reachable", lambda endpoint, timeout=3.0: False)
+    monkeypatch.setattr(_clip._names, "_hub_reachable", lambda endpoint, timeout=3.0: False)
     with pytest.raises(WeightsUnavailableError, match="not in the local Hugging Face cache"):
         load_encoder("hf-hub:sklearn-taskres/absent", "auto", CPU)
     cache_repo(hub_cache, tiny_folder, commit="d" * 40)
@@ -250,7 +250,7 @@ def test_the_identity_holds_no_object_address(tiny_model, monkeypatch):
     """A transform with a plain function (older open_clip) gives the same identity everywhere."""
     import re
 
-    from sklearn_taskres._clip import _stable_repr
+    from sklearn_taskres._clip._encoder import _stable_repr
 
     def to_rgb(image):
         return image
@@ -289,7 +289,7 @@ def test_a_failed_hub_download_online_is_the_same_clear_error(hub_cache, monkeyp
         raise OSError("connection reset")
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(_clip, "_hub_reachable", lambda endpoint, timeout=3.0: True)
+    monkeypatch.setattr(_clip._names, "_hub_reachable", lambda endpoint, timeout=3.0: True)
     monkeypatch.setattr(open_clip.factory, "_get_hf_config", failing_config)
     with pytest.raises(WeightsUnavailableError, match="could not be downloaded"):
         load_encoder("hf-hub:sklearn-taskres/elsewhere", "auto", CPU)

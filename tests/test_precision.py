@@ -8,6 +8,7 @@ import torch
 
 from sklearn_taskres import TaskResClassifier, sample_few_shot
 from sklearn_taskres import _clip as clip_adapter
+from sklearn_taskres._clip import _encoder as clip_encoder
 from sklearn_taskres._clip import load_encoder, native_bf16, resolve_precision
 from sklearn_taskres._features import image_features, text_features
 from sklearn_taskres.testing import TINY_CLIP_CONFIG, load_held_out_digits
@@ -86,7 +87,7 @@ def test_a_vit_does_not_go_channels_last(tiny_model):
 @pytest.mark.parametrize("has_units, expected", [(False, "fp32"), (True, "bf16")])
 def test_auto_on_the_cpu_follows_the_bf16_units(monkeypatch, has_units, expected):
     """"auto" is fp32 where the CPU has no bf16 matrix units, bf16 where it has them."""
-    monkeypatch.setattr(clip_adapter, "_cpu_has_bf16_units", lambda: has_units)
+    monkeypatch.setattr(clip_encoder, "_cpu_has_bf16_units", lambda: has_units)
     assert resolve_precision("auto", torch.device("cpu")) == expected
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
@@ -110,9 +111,9 @@ def test_auto_on_cuda_is_bf16_where_the_device_supports_it(monkeypatch, supporte
 def test_auto_is_resolved_where_the_classifier_runs(tiny_model, monkeypatch):
     """A classifier fitted with "auto" keeps "auto": another machine resolves it again."""
     clf = TaskResClassifier(["a", "b"], model=tiny_model, pretrained=None, device="cpu")
-    monkeypatch.setattr(clip_adapter, "_cpu_has_bf16_units", lambda: True)
+    monkeypatch.setattr(clip_encoder, "_cpu_has_bf16_units", lambda: True)
     assert clf._encoder(torch.device("cpu")).precision == "bf16"
-    monkeypatch.setattr(clip_adapter, "_cpu_has_bf16_units", lambda: False)
+    monkeypatch.setattr(clip_encoder, "_cpu_has_bf16_units", lambda: False)
     assert clf._encoder(torch.device("cpu")).precision == "fp32"
     assert clf.get_params()["precision"] == "auto"
 

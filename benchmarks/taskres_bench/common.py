@@ -17,6 +17,7 @@ from PIL import Image
 
 from sklearn_taskres import TaskResClassifier
 from sklearn_taskres import _clip as clip_adapter
+from sklearn_taskres._clip import _encoder as clip_encoder
 from sklearn_taskres._features import IMAGE_BATCH_SIZE
 from sklearn_taskres._templates import resolve_templates
 
@@ -235,7 +236,7 @@ def load_encoder(model, device):
 
 def load_cold(model, device):
     """Load ``model`` as a first use in the process does (the process-wide encoders dropped)."""
-    clip_adapter._ENCODERS.clear()
+    clip_encoder._ENCODERS.clear()
     return load_encoder(model, device)
 
 

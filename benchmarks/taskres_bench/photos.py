@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sklearn_taskres import clear_feature_cache, config_context
 from sklearn_taskres import _clip as clip_adapter
+from sklearn_taskres import clear_feature_cache, config_context
 from sklearn_taskres._features import decoding_for, image_features
 from sklearn_taskres._images import Decoding, image_sources
 

@@ -6,6 +6,9 @@ from .._features import augmented_image_features, image_features
 from ._datasets import DatasetLayoutError
 
 ENCODE_CHUNK = 1024
+#: How the harness decodes images: at full size, orientation tags ignored, as
+#: the official code reads them (the process's settings do not apply).
+DECODING = {"jpeg_draft": False, "exif_orientation": False}
 #: Seed of the augmented views of every run, whatever its seed: each image is
 #: augmented (and encoded) once and its views are shared by every (shots, seed).
 VIEW_SEED = 0
@@ -62,10 +65,11 @@ def encode_split(encoder, dataset, split, positions, cache_dir, log, n_views=0):
         try:
             if n_views:
                 views = augmented_image_features(encoder, chunk, n_views, VIEW_SEED,
-                                                 cache_dir=cache_dir)
+                                                 cache_dir=cache_dir, decoding=DECODING)
                 chunks.append(views.transpose(1, 0, 2))
             else:
-                chunks.append(image_features(encoder, chunk, cache_dir=cache_dir))
+                chunks.append(image_features(encoder, chunk, cache_dir=cache_dir,
+                                             decoding=DECODING))
         except ValueError as exc:  # an undecodable image, named in the message
             raise DatasetLayoutError(f"{dataset.key} {split} split: {exc}") from exc
     encoded = encoder.n_encoded - before

@@ -1,24 +1,33 @@
-"""The CLIP adapter: the only module that imports open_clip.
+"""The CLIP encoder: a loaded open_clip model in its precision, once per process and key.
 
 Models are loaded lazily, once per process and key (model, pretrained,
 device, precision), and shared by every estimator and clone.
 """
 
 import contextlib
-import functools
-import hashlib
-import json
-import os
+import logging
 import re
-import socket
-import sys
 import threading
-import urllib.parse
 from pathlib import Path
 
 import torch
 
-from ._progress import logger, progress
+from .._progress import logger, progress
+from ._configs import _config_identity
+from ._names import (
+    HUB_CONFIG_NAME,
+    HUB_WEIGHTS_NAMES,
+    _hub_access,
+    _hub_revision,
+    _hub_unavailable,
+    _is_download_failure,
+    _resolve_schema_weights,
+    _resolve_weights,
+    _source_stamp,
+    _unavailable,
+    model_schema,
+    resolve_model,
+)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -26,23 +35,6 @@ _HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # seed (in a forked RNG state) makes `pretrained=None` the same model in every
 # process, so pickles and on-disk features of test models stay meaningful.
 RANDOM_INIT_SEED = 0
-#: Prefixes of the open_clip model names whose config and weights come with the name.
-SCHEMAS = ("hf-hub", "local-dir")
-#: The ``pretrained`` that ``"auto"`` means for model names without a schema.
-DEFAULT_TAG = "openai"
-HUB_CONFIG_NAME = "open_clip_config.json"
-# The weight files open_clip looks for in a repository, in its order.
-HUB_WEIGHTS_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-
-
-class WeightsUnavailableError(OSError):
-    """Pretrained CLIP weights could not be found locally nor downloaded.
-
-    ``command_line_hint`` is the option of the command-line programs that
-    points at a local copy.
-    """
-
-    command_line_hint = "--pretrained /path/to/checkpoint"
 
 
 class ClipEncoder:
@@ -87,7 +79,7 @@ class ClipEncoder:
         Random resized crop (scale 0.08-1, bicubic) and horizontal flip, as in
         the TaskRes/Dassl training pipeline, then the model's normalisation.
         """
-        from ._augment import TrainAugmentation
+        from .._augment import TrainAugmentation
 
         config = self.model.visual.preprocess_cfg
         return TrainAugmentation(config["size"], config["mean"], config["std"])
@@ -182,7 +174,7 @@ _LOCK = threading.Lock()
 
 
 def resolve_precision(precision, device):
-    """``"auto"`` is bf16 where ``device`` computes it natively (:func:`native_bf16`), else fp32."""
+    """``"auto"`` is bf16 where ``device`` has native bf16 (:func:`native_bf16`), else fp32."""
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision
@@ -250,84 +242,6 @@ def load_encoder(model_name, pretrained, device, precision="fp32", verbose=0):
     return encoder
 
 
-def model_schema(model_name):
-    """``"hf-hub"`` or ``"local-dir"`` for names with that schema, else None."""
-    for schema in SCHEMAS:
-        if model_name.startswith(schema + ":"):
-            return schema
-    return None
-
-
-def resolve_model(model_name, pretrained):
-    """``(model_name, pretrained)`` as loaded: ``"auto"`` resolved, paths absolute.
-
-    With a schema, the config and the weights come from the repository or
-    folder: ``pretrained`` is ``"auto"`` (those weights) or None (random
-    weights of that config); a tag or file would be ignored by open_clip,
-    so it is an error.
-    """
-    schema = model_schema(model_name)
-    if pretrained is not None:
-        pretrained = os.path.expanduser(os.fspath(pretrained))
-    if schema is None:
-        return model_name, DEFAULT_TAG if pretrained == "auto" else pretrained
-    location = model_name[len(schema) + 1:]
-    if not location.strip():
-        raise ValueError(f"expected a {schema}: name followed by a location; got {model_name!r}")
-    if schema == "local-dir":
-        location = os.path.abspath(os.path.expanduser(location))
-        model_name = f"local-dir:{location}"
-    if pretrained not in ("auto", None):
-        where = "Hugging Face repository" if schema == "hf-hub" else "folder"
-        raise ValueError(
-            f"expected pretrained='auto' (the weights in the {where}) or None (a random "
-            f"initialisation) with model={model_name!r}; got pretrained={pretrained!r}. A model "
-            f"named with the {schema}: schema takes its config and weights from its {where}, "
-            "and open_clip would silently ignore another tag or file: put the weights in the "
-            f"{where}, or name the model without the schema"
-        )
-    return model_name, pretrained
-
-
-def _source_stamp(model_name, pretrained):
-    """What changes when the weights behind the same name change."""
-    schema = model_schema(model_name)
-    if schema == "local-dir":
-        return _folder_stamp(model_name[len("local-dir:"):])
-    if schema == "hf-hub":
-        return _hub_revision(model_name[len("hf-hub:"):])
-    return _file_stamp(pretrained)
-
-
-def _folder_stamp(folder):
-    """Name, size and modification time of every file in ``folder`` (not recursive)."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
-    except OSError:
-        return None
-    return tuple(
-        (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
-        for entry in entries if entry.is_file()
-    )
-
-
-def _file_stamp(pretrained):
-    if pretrained is None or not os.path.isfile(pretrained):
-        return None
-    stat = os.stat(pretrained)
-    return stat.st_size, stat.st_mtime_ns
-
-
-def _hub_revision(repo_id):
-    """Commit of the cached snapshot of ``repo_id`` (None when its config is not cached)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    path = try_to_load_from_cache(repo_id, HUB_CONFIG_NAME)
-    if not isinstance(path, str):
-        return None
-    return Path(path).parent.name  # .../snapshots/<commit>/open_clip_config.json
-
-
 def _create_encoder(model_name, pretrained, device, precision="fp32"):
     import open_clip
 
@@ -349,7 +263,7 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
         options = {"load_weights": pretrained is not None,
                    "require_pretrained": pretrained is not None}
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _held_download_errors() as held:
         torch.manual_seed(RANDOM_INIT_SEED)
         try:
             with _hub_access(weights):
@@ -363,8 +277,10 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
                 tokenizer = open_clip.get_tokenizer(model_name)
         except RuntimeError as exc:
             if weights["kind"] == "tag" and "download" in str(exc).lower():
+                held.clear()  # our error says it, and what to do
                 raise _unavailable(model_name, pretrained, force_quick_gelu) from exc
             if weights["kind"] == "hf-hub" and _is_download_failure(exc):
+                held.clear()
                 raise _hub_unavailable(model_name) from exc
             raise
     model.eval()
@@ -381,6 +297,33 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
                 _stable_repr(preprocess))
     return ClipEncoder(model, preprocess, tokenizer, device, precision, identity,
                        channels_last=channels_last)
+
+
+@contextlib.contextmanager
+def _held_download_errors():
+    """Hold back open_clip's "Failed to download" log records; emit the rest at the end.
+
+    open_clip logs a failed download on the root logger before it raises; when
+    we raise :class:`WeightsUnavailableError` instead, which says the same and
+    how to fix it, the caller clears the held records. Every other record,
+    and these ones when nothing clears them, goes out as usual.
+    """
+    root = logging.getLogger()
+    held = []
+
+    def hold(record):
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("Failed to download"):
+            held.append(record)
+            return False
+        return True
+
+    root.addFilter(hold)
+    try:
+        yield held
+    finally:
+        root.removeFilter(hold)
+        for record in held:
+            root.handle(record)
 
 
 def _to_precision(model, precision):
@@ -428,255 +371,9 @@ def _stable_repr(transform):
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
 
 
-def _resolve_schema_weights(model_name, pretrained):
-    """What a ``hf-hub:`` or ``local-dir:`` name designates, checked before loading.
-
-    A folder must hold ``open_clip_config.json``. A repository must be in the
-    local Hugging Face cache when the Hub cannot be reached (offline mode or
-    no network): then a cache miss fails at once.
-    """
-    schema = model_schema(model_name)
-    location = model_name[len(schema) + 1:]
-    if schema == "local-dir":
-        folder = Path(location)
-        if not (folder / HUB_CONFIG_NAME).is_file():
-            what = "folder" if folder.is_dir() else "missing folder"
-            raise ValueError(
-                f"expected model='local-dir:PATH' to name a folder holding {HUB_CONFIG_NAME} "
-                f"and the weights; got the {what} {location!r}"
-                + (f" without {HUB_CONFIG_NAME}" if folder.is_dir() else "")
-            )
-        identity = (str(folder), _folder_stamp(folder)) + (
-            () if pretrained is not None else ("random",)
-        )
-        return {"kind": "local-dir", "identity": identity}
-    import huggingface_hub.constants as hub_constants
-
-    unreachable = not hub_constants.HF_HUB_OFFLINE and not _hub_reachable(hub_constants.ENDPOINT)
-    weights = {"kind": "hf-hub", "identity": (location,), "config": {"hf_hub": location},
-               "unreachable": unreachable}
-    if hub_constants.HF_HUB_OFFLINE or unreachable:
-        if _hub_revision(location) is None or (
-            pretrained is not None and not _hub_weights_cached(location)
-        ):
-            raise _hub_unavailable(model_name)
-    return weights
-
-
-def _is_download_failure(exc):
-    """Whether open_clip's error says a file could not be fetched from the Hub."""
-    message = str(exc).lower()
-    return "hf hub" in message or "download" in message or "could not be loaded" in message
-
-
-def _hub_weights_cached(repo_id):
-    from huggingface_hub import try_to_load_from_cache
-
-    return any(
-        isinstance(try_to_load_from_cache(repo_id, name), str) for name in HUB_WEIGHTS_NAMES
-    )
-
-
-def _hub_unavailable(model_name):
-    error = WeightsUnavailableError(
-        f"the model {model_name!r} is not in the local Hugging Face cache "
-        "(open_clip_config.json and the weights) and could not be downloaded. Connect to the "
-        "internet once (huggingface_hub caches the repository under ~/.cache/huggingface, or "
-        "HF_HUB_CACHE), or download the repository elsewhere and name its folder: "
-        "model='local-dir:/path/to/folder'."
-    )
-    error.command_line_hint = "--model local-dir:/path/to/folder"
-    return error
-
-
-def _resolve_weights(open_clip, model_name, pretrained):
-    """What ``pretrained`` designates, and whether it needs QuickGELU.
-
-    OpenAI's weights were trained with QuickGELU while open_clip's plain model
-    configs use GELU; open_clip only warns on the mismatch, and the features
-    come out subtly wrong. The tag's own config says which activation it
-    needs, so we follow it.
-    """
-    if pretrained is None:
-        return {"kind": "random", "identity": None}, False
-    tag_config = open_clip.get_pretrained_cfg(model_name, pretrained)
-    if tag_config:
-        quick_gelu = bool(tag_config.get("quick_gelu", False))
-        return {"kind": "tag", "identity": pretrained, "config": tag_config}, quick_gelu
-    path = Path(pretrained).expanduser()
-    if path.is_file():
-        identity = (str(path.resolve()), *_file_stamp(str(path)))
-        return {"kind": "file", "identity": identity}, False
-    if path.exists():
-        raise ValueError(
-            f"expected pretrained to be a checkpoint file; got the directory {pretrained!r}"
-        )
-    tags = open_clip.list_pretrained_tags_by_model(model_name)
-    raise ValueError(
-        f"expected pretrained to be a tag of {model_name!r} ({', '.join(tags) or 'none known'}), "
-        f"a local checkpoint file or None; got {pretrained!r}, which is neither a known tag "
-        "nor an existing file"
-    )
-
-
-def _unavailable(model_name, pretrained, quick_gelu):
-    message = (
-        f"the pretrained weights {pretrained!r} of {model_name!r} are not in the local cache "
-        "and could not be downloaded. Connect to the internet once (open_clip caches the "
-        "weights under ~/.cache/huggingface), or download the checkpoint elsewhere and pass "
-        "its path: pretrained='/path/to/open_clip_pytorch_model.bin'."
-    )
-    if quick_gelu and not model_name.endswith("-quickgelu"):
-        message += (
-            f" These weights need QuickGELU: from a file, name the model "
-            f"{model_name + '-quickgelu'!r}."
-        )
-    return WeightsUnavailableError(message)
-
-
-@contextlib.contextmanager
-def _hub_access(weights):
-    """Avoid the Hub's long retry loop when it cannot be reached.
-
-    Without a network, huggingface_hub retries for about a minute before it
-    falls back to its cache. When the Hub is unreachable we switch it to
-    offline mode for this one load: cached weights load at once, and missing
-    ones fail at once with our error.
-    """
-    if weights["kind"] not in ("tag", "hf-hub") or not weights["config"].get("hf_hub"):
-        yield
-        return
-    import huggingface_hub.constants as hub_constants
-
-    unreachable = weights.get("unreachable")
-    if unreachable is None:
-        unreachable = not _hub_reachable(hub_constants.ENDPOINT)
-    if hub_constants.HF_HUB_OFFLINE or not unreachable:
-        yield
-        return
-    hub_constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hub_constants.HF_HUB_OFFLINE = False
-
-
-def _hub_reachable(endpoint, timeout=3.0):
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
-        return True  # cannot tell cheaply through a proxy; let the Hub client try
-    parsed = urllib.parse.urlsplit(endpoint)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def encoders_loaded():
     """Number of encoders held by this process (for tests and diagnostics)."""
     return len(_ENCODERS)
-
-
-def register_model_config(name, config):
-    """Register an open_clip model config (a dict) under ``name`` for this process."""
-    import tempfile
-
-    import open_clip
-
-    text = json.dumps(config, sort_keys=True)
-    # One folder per distinct config, reused by later calls and processes.
-    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-    directory = Path(tempfile.gettempdir()) / "sklearn_taskres_configs" / digest
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.json"
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    open_clip.add_model_config(path)
-    return name
-
-
-def custom_model_config(name):
-    """The open_clip config of ``name`` when another process may not know it, else None.
-
-    None for the configs open_clip ships (unchanged), for names with a schema
-    (``hf-hub:``, ``local-dir:``: the name says where the config is) and for
-    names open_clip does not know (fitting fails on those anyway). A config
-    registered with ``open_clip.add_model_config`` exists only in the process
-    that registered it: estimators carry it in their pickles and saved files,
-    and :func:`ensure_model_config` registers it where they are loaded.
-    """
-    if "open_clip" not in sys.modules or not isinstance(name, str) or ":" in name:
-        return None  # a process that never imported open_clip registered nothing
-    import open_clip
-
-    config = open_clip.get_model_config(name)
-    if config is None:
-        return None
-    config = _normalised(config)
-    return None if config == _shipped_config(name) else config
-
-
-@functools.cache
-def _shipped_config(name):
-    """The config open_clip ships under ``name`` (None for other names), read once.
-
-    Every encoder lookup asks whether its model's config is a custom one;
-    the shipped files do not change while the process runs.
-    """
-    import open_clip
-
-    shipped = Path(open_clip.__file__).parent / "model_configs" / f"{name}.json"
-    return _normalised(json.loads(shipped.read_text())) if shipped.is_file() else None
-
-
-def ensure_model_config(name, config):
-    """Make the open_clip model ``name`` mean ``config`` in this process.
-
-    Registers the config when the process does not know the name; does
-    nothing when it knows it with the same config; refuses a different one.
-
-    Raises
-    ------
-    ValueError
-        When ``name`` is registered here with a different config: loading
-        must never swap one model for another silently.
-    """
-    if config is None:
-        return
-    import open_clip
-
-    config = _normalised(config)
-    known = open_clip.get_model_config(name)
-    if known is None:
-        register_model_config(name, config)
-        return
-    known = _normalised(known)
-    if known != config:
-        raise ValueError(
-            f"expected the open_clip model {name!r} of this process to have the config saved "
-            f"with the estimator; got two different configs. Saved: {json.dumps(config)}. "
-            f"Registered here: {json.dumps(known)}. Register the saved config under its name "
-            "(or load the estimator in a process that does not register another one)."
-        )
-
-
-def _config_identity(model_name):
-    """The model name, with a digest of its config when the config is a custom one.
-
-    Two configs registered under one name in different processes are
-    different models, and must not share cached features.
-    """
-    config = custom_model_config(model_name)
-    if config is None:
-        return model_name
-    text = json.dumps(config, sort_keys=True).encode()
-    return f"{model_name}#{hashlib.blake2b(text, digest_size=8).hexdigest()}"
-
-
-def _normalised(config):
-    """A config as JSON would give it back (tuples as lists, keys as strings)."""
-    return json.loads(json.dumps(config))
 
 
 def save_checkpoint(model_name, path, pretrained=None):
