@@ -228,3 +228,25 @@ def test_a_failed_fit_tears_the_callbacks_down_and_leaves_no_context(make_clf):
         head.fit(X, y)
     assert Counting.teardowns == 1
     assert not hasattr(head, "_callback_fit_ctx") and not hasattr(head, "residual_")
+
+
+@needs_callback_api
+def test_pipeline_of_encoder_and_head_propagates_without_a_warning(tiny_model, recwarn):
+    """In make_pipeline(CLIPImageEncoder, TaskResHead) both steps take the callbacks."""
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_taskres import CLIPImageEncoder
+
+    images, y = make_dataset(n_per_class=4, n_classes=3, seed=2)
+    recorder = Recorder()
+    pipeline = make_pipeline(
+        CLIPImageEncoder(model=tiny_model, pretrained=None, device="cpu"),
+        TaskResHead(max_iter=3, device="cpu", random_state=0),
+    )
+    pipeline.set_callbacks(recorder).fit(images, y)
+    assert not [w for w in recwarn if "does not support callbacks" in str(w.message)]
+    tasks = [event["path"][-1] for event in recorder.ended]
+    assert ("CLIPImageEncoder", "fit", 0) in tasks
+    assert [task for task in tasks if task[1] == "epoch"] == [
+        ("TaskResHead", "epoch", epoch) for epoch in range(3)
+    ]
