@@ -50,8 +50,8 @@ if TYPE_CHECKING:  # for static analysis; at run time, __getattr__ imports on de
     from ._config import config_context, get_config, set_config
     from ._feature_store import clear_feature_store, compact_feature_store, feature_store_info
     from ._features import clear_feature_cache
-    from ._image_encoder import CLIPImageEncoder
     from ._head import TaskResHead
+    from ._image_encoder import CLIPImageEncoder
     from ._persistence import load_model, save_model
     from .fewshot import sample_few_shot
 
