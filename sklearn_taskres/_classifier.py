@@ -228,6 +228,12 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, VersionedStateMix
     files, or uint8 arrays of shape (H, W) or (H, W, C). They are preprocessed
     with the model's own open_clip evaluation transform.
 
+    With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's
+    callbacks (``sklearn.callback``). The tasks of a fit are the image
+    encoding, the text base (its fitted view is the zero-shot classifier) and
+    the training, one task per epoch with a fitted view of that epoch.
+    Callbacks do not change the result.
+
     Examples
     --------
     >>> import numpy as np

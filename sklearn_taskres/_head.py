@@ -168,6 +168,14 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
     --------
     TaskResClassifier : The same method end to end on images, with CLIP.
 
+    Notes
+    -----
+    With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's
+    callbacks (``sklearn.callback``): every epoch is a task, whose end
+    offers a fitted view with the residual of that epoch, so
+    ``ScoringMonitor`` logs a score per epoch and ``ProgressBar`` nests the
+    epochs under a grid search. Callbacks do not change the result.
+
     Examples
     --------
     >>> import numpy as np
