@@ -21,7 +21,7 @@ import torch
 from ._progress import logger, progress
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # open_clip initialises random models from torch's global generator; a fixed
 # seed (in a forked RNG state) makes `pretrained=None` the same model in every
 # process, so pickles and on-disk features of test models stay meaningful.
@@ -55,17 +55,30 @@ class ClipEncoder:
         preprocessing. Part of every feature-cache key.
     logit_scale : float
         The model's ``exp(logit_scale)``.
+    image_dtype : torch.dtype
+        The dtype of the image tower's weights, and of its input.
+    channels_last : bool
+        Whether the image tower and its input are in channels-last layout.
     """
 
-    def __init__(self, model, preprocess, tokenizer, device, precision, identity):
+    def __init__(self, model, preprocess, tokenizer, device, precision, identity,
+                 channels_last=False):
         self.model = model
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.device = device
         self.precision = precision
         self.identity = identity
+        self.image_dtype = _HALF_DTYPES.get(precision, torch.float32)
+        self.channels_last = channels_last
         self.logit_scale = float(model.logit_scale.detach().exp().item())
         self._text_lock = threading.Lock()
+
+    @property
+    def image_size(self):
+        """The (height, width) of the image tower's input."""
+        size = self.model.visual.preprocess_cfg["size"]
+        return tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
 
     @property
     def augmentation(self):
@@ -79,25 +92,24 @@ class ClipEncoder:
         config = self.model.visual.preprocess_cfg
         return TrainAugmentation(config["size"], config["mean"], config["std"])
 
-    def _autocast(self):
-        """Mixed precision for bf16/fp16: weights stay fp32, matmuls run in half precision."""
-        dtype = _AUTOCAST_DTYPES.get(self.precision)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
-
     @torch.inference_mode()
     def encode_images(self, pixels):
         """Raw image embeddings of a preprocessed batch (n, 3, H, W) -> (n, D) float32."""
-        pixels = pixels.to(self.device, non_blocking=True)
-        with self._autocast():
-            return self.model.encode_image(pixels).float().cpu().numpy()
+        pixels = pixels.to(self.device, dtype=self.image_dtype, non_blocking=True)
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        return self.model.encode_image(pixels).float().cpu().numpy()
 
     @torch.inference_mode()
     def encode_text(self, prompts):
-        """Raw (unnormalised) text embeddings of a list of prompts -> (n, D) float32."""
+        """Raw (unnormalised) text embeddings of a list of prompts -> (n, D) float32.
+
+        The text tower stays in fp32 at every precision: it encodes a few
+        prompts per class, once, and the base classifier is then the same
+        whatever the image tower's precision.
+        """
         tokens = self.tokenizer(list(prompts)).to(self.device)
-        with self._text_lock, self._autocast(), self._cut_context(tokens) as tokens:
+        with self._text_lock, self._cut_context(tokens) as tokens:
             return self.model.encode_text(tokens).float().cpu().numpy()
 
     @contextlib.contextmanager
@@ -156,7 +168,7 @@ class ClipEncoder:
         """
         self.text_projection  # noqa: B018 (raises for towers it does not apply to)
         tokens = self.tokenizer(list(prompts)).to(self.device)
-        with self._text_lock, self._autocast(), self._cut_context(tokens) as tokens:
+        with self._text_lock, self._cut_context(tokens) as tokens:
             projection = self.model.text_projection
             self.model.text_projection = None
             try:
@@ -170,10 +182,35 @@ _LOCK = threading.Lock()
 
 
 def resolve_precision(precision, device):
-    """``"auto"`` is bf16 autocast on CUDA and fp32 elsewhere."""
+    """``"auto"`` is bf16 where ``device`` computes it natively (:func:`native_bf16`), else fp32."""
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        return "bf16" if native_bf16(device) else "fp32"
     return precision
+
+
+def native_bf16(device):
+    """Whether ``device`` has native bf16 matrix units.
+
+    CUDA devices that support bf16 without emulation (compute capability 8.0
+    and newer); CPUs with AMX or AVX512-BF16, as torch detects them. On
+    other CPUs bf16 is emulated, several times slower than fp32.
+    """
+    if device.type == "cuda":
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.3 has no including_emulation and does not emulate
+            return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return _cpu_has_bf16_units()
+    return False
+
+
+def _cpu_has_bf16_units():
+    cpu = torch.cpu
+    return any(
+        getattr(cpu, probe, lambda: False)()
+        for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
 
 
 def load_encoder(model_name, pretrained, device, precision="fp32", verbose=0):
@@ -192,7 +229,8 @@ def load_encoder(model_name, pretrained, device, precision="fp32", verbose=0):
         checkpoint file, or None for a random initialisation (for tests).
     device : torch.device
     precision : {"fp32", "bf16", "fp16"}
-        Autocast dtype of the encoders (the weights stay fp32).
+        The dtype of the image tower's weights (see :func:`_to_precision`);
+        the text tower stays fp32.
     """
     model_name, pretrained = resolve_model(model_name, pretrained)
     # A checkpoint or folder rewritten in place, or a newer snapshot in the
@@ -330,14 +368,54 @@ def _create_encoder(model_name, pretrained, device, precision="fp32"):
                 raise _hub_unavailable(model_name) from exc
             raise
     model.eval()
+    channels_last = _to_precision(model, precision)
     if weights["kind"] == "hf-hub":  # the snapshot actually read, once open_clip has read it
         repo_id = weights["identity"][0]
         weights["identity"] = (repo_id, _hub_revision(repo_id)) + (
             () if pretrained is not None else ("random",)
         )
-    identity = (_config_identity(model_name), weights["identity"], precision,
+    # "bf16" meant autocast over fp32 weights before 0.2: other features, other keys.
+    computed_in = precision if precision == "fp32" else f"{precision} weights" + (
+        ", channels_last" if channels_last else "")
+    identity = (_config_identity(model_name), weights["identity"], computed_in,
                 _stable_repr(preprocess))
-    return ClipEncoder(model, preprocess, tokenizer, device, precision, identity)
+    return ClipEncoder(model, preprocess, tokenizer, device, precision, identity,
+                       channels_last=channels_last)
+
+
+def _to_precision(model, precision):
+    """Put the image tower's weights in ``precision``; return whether it went channels-last.
+
+    For bf16 and fp16, open_clip's own conversion (its
+    ``precision="bf16"``): the weights of convolutions, linear layers,
+    attention and projections in half precision, LayerNorm computed in fp32.
+    The text tower stays in fp32. Convolutional towers (ResNets) also go
+    channels-last, the layout the CPU's and cuDNN's half-precision
+    convolutions run fastest in; fp32 is left exactly as it was.
+    """
+    dtype = _HALF_DTYPES.get(precision)
+    if dtype is None:
+        return False
+    from open_clip.model import convert_weights_to_lp
+    from open_clip.modified_resnet import ModifiedResNet
+    from open_clip.transformer import LayerNorm, LayerNormFp32, VisionTransformer
+
+    visual = model.visual
+    if isinstance(visual, (VisionTransformer, ModifiedResNet)):
+        convert_weights_to_lp(visual, dtype=dtype)
+        for module in visual.modules():
+            if type(module) is LayerNorm:  # the class open_clip builds for half precision
+                module.__class__ = LayerNormFp32
+    else:  # timm towers, as open_clip converts them
+        visual.to(dtype=dtype)
+        for module in visual.modules():
+            if isinstance(module, LayerNormFp32):
+                module.float()
+    n_convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in visual.modules())
+    if n_convolutions > 1:  # more than a ViT's patch embedding
+        visual.to(memory_format=torch.channels_last)
+        return True
+    return False
 
 
 def _stable_repr(transform):

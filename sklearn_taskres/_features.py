@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ._config import get_config
+from ._config import decoding_config, get_config
 from ._feature_store import forget_stores, open_store
-from ._images import forget_file_digests, image_sources
+from ._images import Decoding, forget_file_digests, image_sources
 from ._progress import logger, progress
 
 IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
@@ -99,8 +99,11 @@ def _lookup_or_compute(keys, compute_missing, cache_dir=None):
     """Features for ``keys`` (duplicates allowed); ``compute_missing(positions)`` fills misses.
 
     Looks in memory, then in ``cache_dir`` when given, then computes.
-    Results are gathered in a local dict so that eviction during a large call
-    never loses a row of that call.
+    ``compute_missing`` yields ``(positions, values)`` batch by batch: each
+    batch goes into the memory cache and the store as soon as it is
+    computed, so an error or a kill part way loses at most the batches under
+    way. Results are gathered in a local dict so that eviction during a
+    large call never loses a row of that call.
     """
     dtype = np.dtype(get_config()["feature_cache_dtype"])
     if dtype != np.float32:  # rounded features are other entries
@@ -125,47 +128,56 @@ def _lookup_or_compute(keys, compute_missing, cache_dir=None):
     logger.debug("%d distinct keys: %d cached, %d to compute", len(found) + len(missing),
                  len(found), len(missing))
     if missing:
-        computed = compute_missing(list(missing.values()))
-        stored = []
-        for key, value in zip(missing, computed, strict=True):
-            value = np.array(value, dtype=dtype)
-            FEATURES.put(key, value)
-            stored.append((key, value))
-            found[key] = value
-        if store is not None:
-            store.put_many(stored)
+        for positions, values in compute_missing(list(missing.values())):
+            stored = []
+            for position, value in zip(positions, values, strict=True):
+                key, value = keys[position], np.array(value, dtype=dtype)
+                FEATURES.put(key, value)
+                stored.append((key, value))
+                found[key] = value
+            if store is not None:
+                store.put_many(stored)
     return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
 
-def image_features(encoder, X, cache_dir=None, verbose=0):
-    """Raw CLIP embeddings (n_images, D) of a sequence of images, through the cache."""
+def image_features(encoder, X, cache_dir=None, verbose=0, decoding=None):
+    """Raw CLIP embeddings (n_images, D) of a sequence of images, through the cache.
+
+    ``decoding``: the decoding settings (:func:`~sklearn_taskres._config.decoding_config`;
+    None for this process's).
+    """
     sources = image_sources(X)
-    keys = [("image", encoder.identity, source.digest) for source in sources]
+    decoding = _decoding(encoder, decoding, draft=True)
+    keys = [("image", encoder.identity, *source.key(decoding)) for source in sources]
 
     def pixels_of(position):
-        return encoder.preprocess(sources[position].load())
+        return encoder.preprocess(sources[position].load(decoding))
 
     return _lookup_or_compute(
         keys, lambda positions: _encode(encoder, pixels_of, positions, verbose), cache_dir
     )
 
 
-def augmented_image_features(encoder, X, n_views, seed, cache_dir=None, verbose=0):
+def augmented_image_features(encoder, X, n_views, seed, cache_dir=None, verbose=0,
+                             decoding=None):
     """Embeddings of ``n_views`` augmented views of every image: (n_views, n_images, D).
 
     View ``v`` of an image is drawn from a seed derived from ``seed``, ``v``
     and the image's content, so it is the same view wherever the image
-    appears, and it is cached like any other feature.
+    appears, and it is cached like any other feature. Images decode at full
+    size: a random crop may zoom in far.
     """
     sources = image_sources(X)
     augment = encoder.augmentation
+    decoding = _decoding(encoder, decoding, draft=False)
     keys = [
-        ("view", encoder.identity, repr(augment), seed, view, source.digest)
+        ("view", encoder.identity, repr(augment), seed, view, *source.key(decoding))
         for source in sources
         for view in range(n_views)
     ]
     # The views of one image are neighbours: decode it once for all of them.
-    decoded = functools.lru_cache(maxsize=2 * DECODE_WORKERS)(lambda i: sources[i].load())
+    decoded = functools.lru_cache(maxsize=2 * DECODE_WORKERS)(
+        lambda i: sources[i].load(decoding))
 
     def pixels_of(position):
         source, view = sources[position // n_views], position % n_views
@@ -178,8 +190,15 @@ def augmented_image_features(encoder, X, n_views, seed, cache_dir=None, verbose=
     return features.reshape(len(sources), n_views, -1).transpose(1, 0, 2)
 
 
+def _decoding(encoder, settings, draft):
+    """The :class:`Decoding` of ``settings`` for ``encoder``: drafts keep twice its input size."""
+    settings = decoding_config() if settings is None else settings
+    draft_size = 2 * max(encoder.image_size) if draft and settings["jpeg_draft"] else None
+    return Decoding(exif_orientation=settings["exif_orientation"], draft_size=draft_size)
+
+
 def _encode(encoder, pixels_of, positions, verbose=0):
-    """Encode the images at ``positions`` in batches.
+    """Encode the images at ``positions`` in batches; yield ``(positions, features)`` per batch.
 
     Decoding and preprocessing run in worker threads (PIL and torch release
     the GIL) and the next batch is prepared while the current one encodes. On
@@ -190,12 +209,16 @@ def _encode(encoder, pixels_of, positions, verbose=0):
     batches = [positions[start : start + batch_size]
                for start in range(0, len(positions), batch_size)]
     step = batch_size  # shrinks for good after an out-of-memory error
-    chunks = []
     bar = progress(verbose, total=len(positions), desc="Encoding images", unit="img")
     with bar, ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
         pending = [pool.submit(pixels_of, position) for position in batches[0]]
-        for index in range(len(batches)):
-            pixels = torch.stack([future.result() for future in pending])
+        for index, batch in enumerate(batches):
+            try:
+                pixels = torch.stack([future.result() for future in pending])
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
             if index + 1 < len(batches):
                 pending = [pool.submit(pixels_of, position) for position in batches[index + 1]]
             if encoder.device.type == "cuda":
@@ -204,9 +227,7 @@ def _encode(encoder, pixels_of, positions, verbose=0):
             while done < len(pixels):
                 chunk = pixels[done : done + step]
                 try:
-                    chunks.append(encoder.encode_images(chunk))
-                    done += len(chunk)
-                    bar.update(len(chunk))
+                    features = encoder.encode_images(chunk)
                 except torch.cuda.OutOfMemoryError as exc:
                     if len(chunk) == 1:
                         raise MemoryError(
@@ -221,7 +242,10 @@ def _encode(encoder, pixels_of, positions, verbose=0):
                         ResourceWarning,
                         stacklevel=2,
                     )
-    return np.concatenate(chunks)
+                    continue
+                yield batch[done : done + len(chunk)], features
+                done += len(chunk)
+                bar.update(len(chunk))
 
 
 def _view_seed(seed, view, digest):
@@ -239,10 +263,8 @@ def text_features(encoder, prompts, *, pooled=False, cache_dir=None):
     encode_text = encoder.encode_text_pooled if pooled else encoder.encode_text
 
     def encode(positions):
-        chunks = [
-            encode_text([prompts[p] for p in positions[start : start + TEXT_BATCH_SIZE]])
-            for start in range(0, len(positions), TEXT_BATCH_SIZE)
-        ]
-        return np.concatenate(chunks)
+        for start in range(0, len(positions), TEXT_BATCH_SIZE):
+            batch = positions[start : start + TEXT_BATCH_SIZE]
+            yield batch, encode_text([prompts[p] for p in batch])
 
     return _lookup_or_compute(keys, encode, cache_dir)

@@ -3,20 +3,65 @@
 An image is a PIL image (any mode), a path to an image file (str or
 ``os.PathLike``), or a uint8 array of shape (H, W), (H, W, 1), (H, W, 3) or
 (H, W, 4). Every error names the index of the culprit.
+
+Decoding follows :class:`Decoding`: the EXIF orientation of files and PIL
+images applied, and JPEG files decoded at reduced DCT scale when they are
+large enough (the ``exif_orientation`` and ``jpeg_draft`` settings).
+HEIC/HEIF files decode when pillow-heif is installed.
 """
 
+import functools
 import hashlib
 import os
 import stat
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 _ARRAY_CHANNELS = (1, 3, 4)
+_ORIENTATION_TAG = 0x0112  # EXIF "Orientation": 1 is upright, 2-8 flips and rotations
+HEIF_SUFFIXES = (".heic", ".heif")
+HEIF_EXTRA = 'pip install "sklearn-taskres[heif]"'
+
+
+@functools.cache
+def register_heif():
+    """Register pillow-heif's HEIC/HEIF opener with Pillow, once per process; whether it could."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How files and PIL images are decoded.
+
+    Parameters
+    ----------
+    exif_orientation : bool
+        Apply the EXIF orientation of files and PIL images.
+    draft_size : int or None
+        Decode JPEG files at the smallest DCT scale (1/2, 1/4, 1/8) that keeps
+        both sides at least this large; None decodes at full size.
+    """
+
+    exif_orientation: bool = False
+    draft_size: int = None
+
+    @property
+    def key(self):
+        """What the decoding adds to the feature-cache key of a file or PIL image."""
+        tag = ("exif" if self.exif_orientation else "") + (
+            f"draft{self.draft_size}" if self.draft_size else "")
+        return (f"decode:{tag}",) if tag else ()
 
 
 class ImageSource:
@@ -30,20 +75,28 @@ class ImageSource:
         self.item = item
         self.digest = digest
 
-    def load(self):
-        """The image as an RGB PIL image."""
+    def key(self, decoding):
+        """The part of a feature-cache key that says what this image decodes to."""
+        if self.kind == "array":
+            return (self.digest,)
+        if self.kind == "pil":
+            turned = decoding.exif_orientation and _orientation(self.item) != 1
+            return (self.digest, f"exif{_orientation(self.item)}") if turned else (self.digest,)
+        return (self.digest, *decoding.key)
+
+    def load(self, decoding=Decoding()):
+        """The image as an RGB PIL image, decoded as ``decoding`` says."""
         if self.kind == "path":
             try:
-                with Image.open(self.item) as image:
-                    self._check_still(image)
-                    image.load()
-                    if 0 in image.size:
-                        raise ValueError(f"the image has size {image.size}")
-                    return _to_rgb(image)
+                return self._load_file(decoding)
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
                     Image.DecompressionBombError) as exc:
+                hint = ""
+                if Path(self.item).suffix.lower() in HEIF_SUFFIXES and not register_heif():
+                    hint = f" (HEIC/HEIF files need pillow-heif: {HEIF_EXTRA})"
                 raise ValueError(
-                    f"X[{self.index}]: cannot decode the image file {str(self.item)!r}: {exc}"
+                    f"X[{self.index}]: cannot decode the image file {str(self.item)!r}: "
+                    f"{exc}{hint}"
                 ) from exc
         if self.kind == "array":
             array = self.item
@@ -51,17 +104,44 @@ class ImageSource:
                 array = array[:, :, 0]
             return _to_rgb(Image.fromarray(np.ascontiguousarray(array)))
         self._check_still(self.item)
-        return _to_rgb(self.item)
+        image = self.item
+        if decoding.exif_orientation and _orientation(image) != 1:
+            image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
+
+    def _load_file(self, decoding):
+        register_heif()
+        with Image.open(self.item) as image:
+            self._check_still(image)
+            if decoding.draft_size and image.format in ("JPEG", "MPO"):
+                image.draft(None, (decoding.draft_size, decoding.draft_size))
+            image.load()
+            if 0 in image.size:
+                raise ValueError(f"the image has size {image.size}")
+            if decoding.exif_orientation and _orientation(image) != 1:
+                return _to_rgb(ImageOps.exif_transpose(image))
+            return _to_rgb(image)
 
     def _check_still(self, image):
         n_frames = getattr(image, "n_frames", 1)
-        if n_frames > 1:
+        # An MPO file (many phone cameras' JPEG) holds the photo and a preview or
+        # depth map: its first frame is the photo.
+        if n_frames > 1 and image.format != "MPO":
             warnings.warn(
                 f"X[{self.index}]: an animated image with {n_frames} frames; "
                 "using its current (first) frame",
                 UserWarning,
                 stacklevel=4,
             )
+
+
+def _orientation(image):
+    """The EXIF orientation of a PIL image (1, upright, when it has none or a bad one)."""
+    try:
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 (a malformed EXIF block: take the pixels as they are)
+        return 1
+    return orientation if orientation in range(2, 9) else 1
 
 
 def _to_rgb(image):

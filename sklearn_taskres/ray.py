@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._classifier import TaskResClassifier, _augmentation_seed
 from ._clip import custom_model_config, ensure_model_config, load_encoder, resolve_precision
-from ._config import set_config
+from ._config import decoding_config, set_config
 from ._features import augmented_image_features, image_features
 from ._head import check_missing_labels, encode_labels
 from ._training import resolve_device
@@ -56,7 +56,8 @@ DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 256}
 class _EncodingWorker:
     """Base of the actors: one CLIP encoder per worker process, loaded in ``__init__``."""
 
-    def __init__(self, model, pretrained, device, precision, model_config, image_column):
+    def __init__(self, model, pretrained, device, precision, model_config, image_column,
+                 decoding):
         ensure_model_config(model, model_config)
         # Each row is seen once: keep no features in memory beyond the batch.
         set_config(feature_cache_bytes=0)
@@ -64,6 +65,7 @@ class _EncodingWorker:
         precision = resolve_precision(precision, device)
         self.encoder = load_encoder(model, pretrained, device, precision)
         self.image_column = image_column
+        self.decoding = decoding  # the driver's, captured at call time
 
     def _images(self, batch):
         if self.image_column not in batch:
@@ -95,19 +97,21 @@ class _Encoder(_EncodingWorker):
     """Adds the CLIP image embedding of every row (with ``n_views``, of its augmented views)."""
 
     def __init__(self, model, pretrained, device, precision, model_config, image_column,
-                 output_column, n_views=0, seed=0):
-        super().__init__(model, pretrained, device, precision, model_config, image_column)
+                 decoding, output_column, n_views=0, seed=0):
+        super().__init__(model, pretrained, device, precision, model_config, image_column,
+                         decoding)
         self.output_column = output_column
         self.n_views, self.seed = n_views, seed
 
     def __call__(self, batch):
         if self.n_views:
             views = self._features(batch, lambda images: augmented_image_features(
-                self.encoder, images, self.n_views, self.seed))
+                self.encoder, images, self.n_views, self.seed, decoding=self.decoding))
             batch[self.output_column] = np.ascontiguousarray(views.transpose(1, 0, 2))
         else:
             batch[self.output_column] = self._features(
-                batch, lambda images: image_features(self.encoder, images))
+                batch, lambda images: image_features(self.encoder, images,
+                                                     decoding=self.decoding))
         return batch
 
 
@@ -115,13 +119,15 @@ class _Predictor(_EncodingWorker):
     """Adds ``label`` (and ``proba``) of every row, from a fitted TaskResClassifier."""
 
     def __init__(self, estimator, device, image_column, proba):
+        # Unpickling the estimator registered its config and kept its decoding settings.
         super().__init__(estimator.model, estimator.pretrained, device, estimator.precision,
-                         None, image_column)  # unpickling the estimator registered its config
+                         None, image_column, estimator._decoding())
         self.head = estimator.head_
         self.proba = proba
 
     def __call__(self, batch):
-        features = self._features(batch, lambda images: image_features(self.encoder, images))
+        features = self._features(
+            batch, lambda images: image_features(self.encoder, images, decoding=self.decoding))
         if features.shape[1] != self.head.n_features_in_:
             raise ValueError(
                 f"expected the encoder to give {self.head.n_features_in_}-dimensional features "
@@ -306,6 +312,7 @@ def fit_dataset(
         dataset, estimator.model, estimator.pretrained, device, estimator.precision,
         image_column, "_taskres_embedding", batch_size, concurrency, num_gpus, num_cpus,
         n_views=n_views, seed=_augmentation_seed(estimator.random_state),
+        decoding=estimator._decoding(),
     )
     columns = [label_column] + ([weight_column] if weight_column is not None else [])
     features, y, *weights = _gather(encoded, "_taskres_embedding", columns)
@@ -321,13 +328,15 @@ def fit_dataset(
 
 
 def _encode(dataset, model, pretrained, device, precision, image_column, output_column,
-            batch_size, concurrency, num_gpus, num_cpus, n_views=0, seed=0):
+            batch_size, concurrency, num_gpus, num_cpus, n_views=0, seed=0, decoding=None):
+    decoding = decoding_config() if decoding is None else decoding
     return _raising_our_errors(dataset.map_batches(
         _Encoder,
         fn_constructor_kwargs={
             "model": model, "pretrained": pretrained, "device": device, "precision": precision,
             "model_config": custom_model_config(model), "image_column": image_column,
-            "output_column": output_column, "n_views": n_views, "seed": seed,
+            "decoding": decoding, "output_column": output_column, "n_views": n_views,
+            "seed": seed,
         },
         **_map_options(device, batch_size, concurrency, num_gpus, num_cpus),
     ))
