@@ -1,6 +1,11 @@
 """CLIPImageEncoder: the classifier's image embeddings as a scikit-learn transformer."""
 
+import io
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -13,7 +18,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils import estimator_checks
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_taskres import CLIPImageEncoder, TaskResClassifier, TaskResHead, clear_feature_cache
+from sklearn_taskres import (
+    CLIPImageEncoder,
+    TaskResClassifier,
+    TaskResHead,
+    clear_feature_cache,
+    config_context,
+)
 
 # The checks of scikit-learn's suite that do not feed the estimator 2-d
 # arrays: the others cannot apply to a transformer of images.
@@ -151,3 +162,26 @@ def test_cuda_without_cuda_encodes_on_the_cpu_with_a_warning(make_encoder):
     with pytest.warns(UserWarning, match="CUDA is not available"):
         embeddings = make_encoder(device="cuda").transform(images)
     np.testing.assert_array_equal(embeddings, make_encoder().transform(images))
+
+
+def test_a_pickle_carries_the_model_config_and_decoding_settings(tiny_model, tiny_checkpoint):
+    """Unpickled in a fresh process, the encoder finds its custom model and decodes as here."""
+    images = make_images(2, seed=38)
+    encoder = CLIPImageEncoder(tiny_model, pretrained=str(tiny_checkpoint), device="cpu")
+    with config_context(jpeg_draft=False):
+        blob = pickle.dumps((encoder, images))
+    expected = encoder.transform(images)
+    script = textwrap.dedent("""
+        import pickle, sys
+        import numpy as np
+        encoder, images = pickle.loads(sys.stdin.buffer.read())  # no register_tiny_clip here
+        print(encoder._decoding())
+        sys.stdout.flush()
+        np.save(sys.stdout.buffer, encoder.transform(images))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], input=blob, capture_output=True,
+                            timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr.decode()
+    settings, _, array = result.stdout.partition(b"\n")
+    assert settings.decode() == "{'jpeg_draft': False, 'exif_orientation': True}"
+    np.testing.assert_allclose(np.load(io.BytesIO(array)), expected, rtol=1e-5, atol=1e-6)
