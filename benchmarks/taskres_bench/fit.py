@@ -66,8 +66,9 @@ def official_fit(encoder, data, *, epochs, learning_rate, device):
                 paths = [data.fit_paths[index] for index in batch.tolist()]
                 seeds = view_seeds.integers(2**62, size=len(paths)).tolist()
                 pixels = torch.stack(list(pool.map(augmented, paths, seeds)))
-                with torch.no_grad(), encoder._autocast():
-                    features = encoder.model.encode_image(pixels.to(device)).float()
+                with torch.no_grad():  # the image tower in the encoder's dtype
+                    pixels = pixels.to(device, dtype=encoder.image_dtype)
+                    features = encoder.model.encode_image(pixels).float()
                 logits = residual_logits(F.normalize(features, dim=-1), base, residual, ALPHA,
                                          encoder.logit_scale)
                 loss = F.cross_entropy(logits, labels[batch.to(device)])

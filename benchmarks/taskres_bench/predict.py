@@ -36,9 +36,7 @@ def ratio(config, model, data, repeats, device):
             for path in paths[start : start + batch_size]:
                 with Image.open(path) as image:
                     pixels.append(encoder.preprocess(image.convert("RGB")))
-            with torch.inference_mode(), encoder._autocast():
-                batch = torch.stack(pixels).to(encoder.device)
-                chunks.append(encoder.model.encode_image(batch).float().cpu())
+            chunks.append(torch.from_numpy(encoder.encode_images(torch.stack(pixels))))
         return torch.cat(chunks)
 
     seconds, _ = side_by_side({"predict": predict, "raw_encoder": raw_encoder}, repeats, device)
