@@ -250,3 +250,19 @@ def test_pipeline_of_encoder_and_head_propagates_without_a_warning(tiny_model, r
     assert [task for task in tasks if task[1] == "epoch"] == [
         ("TaskResHead", "epoch", epoch) for epoch in range(3)
     ]
+
+
+@needs_callback_api
+def test_save_model_leaves_the_callbacks_out(tmp_path):
+    """A skops file holds the fitted state, not the callbacks; the estimator keeps them."""
+    from sklearn.callback import ScoringMonitor
+
+    from sklearn_taskres import load_model, save_model
+
+    base, X, y = drifted_blobs()
+    monitor = ScoringMonitor(scoring="accuracy")
+    head = make_head(base, max_iter=3).set_callbacks(monitor).fit(X, y)
+    save_model(head, tmp_path / "head.skops")
+    loaded = load_model(tmp_path / "head.skops")
+    assert not hasattr(loaded, "_skl_callbacks") and head._skl_callbacks == [monitor]
+    np.testing.assert_array_equal(loaded.residual_, head.residual_)
