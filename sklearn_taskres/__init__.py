@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ._version import __version__
 
 _EXPORTS = {
+    "CLIPImageEncoder": "._image_encoder",
     "TaskResClassifier": "._classifier",
     "TaskResHead": "._head",
     "WeightsUnavailableError": "._clip",
@@ -26,6 +27,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CLIPImageEncoder",
     "TaskResClassifier",
     "TaskResHead",
     "WeightsUnavailableError",
@@ -49,6 +51,7 @@ if TYPE_CHECKING:  # for static analysis; at run time, __getattr__ imports on de
     from ._feature_store import clear_feature_store, compact_feature_store, feature_store_info
     from ._features import clear_feature_cache
     from ._head import TaskResHead
+    from ._image_encoder import CLIPImageEncoder
     from ._persistence import load_model, save_model
     from .fewshot import sample_few_shot
 

@@ -1,5 +1,6 @@
 """TaskResClassifier: TaskRes end to end on images, with an open_clip model."""
 
+import copy
 import os
 from collections.abc import Mapping
 from numbers import Integral, Real
@@ -10,6 +11,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
+from ._callbacks import (
+    NO_CALLBACKS,
+    CallbackSupportMixin,
+    EpochTasks,
+    callback_metadata,
+    fit_callback_context,
+)
 from ._clip import (
     PRECISIONS,
     custom_model_config,
@@ -62,6 +70,13 @@ def _augmentation_seed(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+def _fitted_copy(head, state):
+    """A copy of ``head`` (being fitted) with the fitted attributes ``state``."""
+    fitted = copy.copy(head)
+    vars(fitted).update(state)
+    return fitted
+
+
 def _as_label_array(labels):
     array = np.asarray(labels)
     if array.ndim != 1 or array.tolist() != list(labels):
@@ -70,7 +85,7 @@ def _as_label_array(labels):
     return array
 
 
-class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
+class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, BaseEstimator):
     """Few-shot image classifier: CLIP's zero-shot classifier plus a task residual.
 
     TaskRes (Yu et al., "Task Residual for Tuning Vision-Language Models",
@@ -222,6 +237,12 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     files, or uint8 arrays of shape (H, W) or (H, W, C). They are preprocessed
     with the model's own open_clip evaluation transform.
 
+    With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's
+    callbacks (``sklearn.callback``). The tasks of a fit are the image
+    encoding, the text base (its fitted view is the zero-shot classifier) and
+    the training, one task per epoch with a fitted view of that epoch.
+    Callbacks do not change the result.
+
     Examples
     --------
     >>> import numpy as np
@@ -333,6 +354,12 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         training_weights(sample_weight, self.class_weight, classes, targets)  # bad weights too
         resolve_templates(self.templates)
         device = resolve_device(self.device)
+        # The tasks: encode-images, text-base, then train with one subtask per epoch.
+        fit_task = fit_callback_context(self, max_subtasks=3)
+        data = {"X": X, "y": y, "metadata": callback_metadata(sample_weight)}
+        fit_task.call_on_fit_task_begin(estimator=self, **data)
+        encode_task = fit_task.subcontext(task_name="encode-images")
+        encode_task.call_on_fit_task_begin(estimator=self, **data)
         encoder = self._encoder(device)
         if self.augment_views:
             seed = _augmentation_seed(self.random_state)
@@ -344,14 +371,23 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
             features = image_features(encoder, X, cache_dir=self.cache_dir, verbose=self.verbose,
                                       decoding=self._decoding())
             views = features[np.newaxis]
-        return self._fit_views(encoder, views, y, device, sample_weight)
+        encode_task.call_on_fit_task_end(estimator=self, **data)
+        self._fit_views(encoder, views, y, device, sample_weight, fit_task=fit_task, X=X)
+        fit_task.call_on_fit_task_end(estimator=self, reconstruction_attributes={}, **data)
+        return self
 
-    def _fit_views(self, encoder, views, y, device, sample_weight=None):
+    def _fit_views(self, encoder, views, y, device, sample_weight=None, *,
+                   fit_task=NO_CALLBACKS, X=None):
         """Build the base and learn the residual on encoded views (n_views, n_samples, D).
 
-        ``fit`` encodes the images here; :func:`sklearn_taskres.ray.fit_dataset`
-        encodes them on a cluster.
+        ``fit`` encodes the images ``X`` here; :func:`sklearn_taskres.ray.fit_dataset`
+        encodes them on a cluster. The text base and the training are subtasks
+        of ``fit_task``; after the text base, the callbacks see the zero-shot
+        classifier.
         """
+        data = {"X": X, "y": y, "metadata": callback_metadata(sample_weight)}
+        base_task = fit_task.subcontext(task_name="text-base")
+        base_task.call_on_fit_task_begin(estimator=self, **data)
         classes, names = self._classes_and_names(y)
         targets = encode_labels(y, classes)
         weights = training_weights(sample_weight, self.class_weight, classes, targets)
@@ -391,12 +427,25 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
             verbose=self.verbose,
         )
         head._validate_params()
-        head._fit_views(views, y, sample_weight)
+
+        def view(state):
+            return self._fitted_attributes(_fitted_copy(head, state))
+
+        base_task.call_on_fit_task_end(
+            estimator=self, **data,
+            reconstruction_attributes=lambda: view(head._fitted_state(
+                classes, base, np.zeros_like(base), [], base.shape[1])),
+        )
+        train_task = fit_task.subcontext(task_name="train", max_subtasks=self.max_iter)
+        train_task.call_on_fit_task_begin(estimator=self, **data)
+        head._fit_views(
+            views, y, sample_weight, epoch_tasks=EpochTasks(train_task, self, **data, view=view)
+        )
         # The head's parameter and fitted base hold equal values; one array
         # keeps the pickle at one copy of t.
         head.base_weights = head.base_weights_
-
         self._set_fitted(head)
+        train_task.call_on_fit_task_end(estimator=self, **data)
         return self
 
     def restrict_classes(self, classes):
@@ -522,14 +571,21 @@ class TaskResClassifier(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         return new_labels, new_names
 
     def _set_fitted(self, head):
-        self.head_ = head
-        self.classes_ = head.classes_
-        self.base_weights_ = head.base_weights_
-        self.residual_ = head.residual_
-        self.alpha_ = head.alpha_
-        self.logit_scale_ = head.logit_scale_
-        self.n_iter_ = head.n_iter_
-        self.loss_curve_ = head.loss_curve_
+        vars(self).update(self._fitted_attributes(head))
+
+    @staticmethod
+    def _fitted_attributes(head):
+        """The fitted attributes of a classifier around the fitted ``head``."""
+        return {
+            "head_": head,
+            "classes_": head.classes_,
+            "base_weights_": head.base_weights_,
+            "residual_": head.residual_,
+            "alpha_": head.alpha_,
+            "logit_scale_": head.logit_scale_,
+            "n_iter_": head.n_iter_,
+            "loss_curve_": head.loss_curve_,
+        }
 
     @property
     def residual_norms_(self):

@@ -11,6 +11,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._callbacks import (
+    CallbackSupportMixin,
+    EpochTasks,
+    callback_metadata,
+    fit_callback_context,
+)
 from ._state import VersionedStateMixin
 from ._training import resolve_device, train_residual
 from ._weights import check_sample_weight, training_weights
@@ -82,7 +88,7 @@ def _class_means(views, targets, classes, weights):
     return (sums / (len(views) * totals[:, None])).astype(np.float32)
 
 
-class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
+class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, BaseEstimator):
     """TaskRes classifier on precomputed image embeddings.
 
     Learns a task residual ``x`` on top of a frozen base classifier ``t``
@@ -161,6 +167,14 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
     See Also
     --------
     TaskResClassifier : The same method end to end on images, with CLIP.
+
+    Notes
+    -----
+    With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's
+    callbacks (``sklearn.callback``): every epoch is a task, whose end
+    offers a fitted view with the residual of that epoch, so
+    ``ScoringMonitor`` logs a score per epoch and ``ProgressBar`` nests the
+    epochs under a grid search. Callbacks do not change the result.
 
     Examples
     --------
@@ -248,13 +262,22 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
             check_missing_labels(labels)
         sample_weight = check_sample_weight(sample_weight, len(labels) if labels.ndim else 1)
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
-        return self._fit_views(X[np.newaxis], y, sample_weight)
+        fit_task = fit_callback_context(self, max_subtasks=self.max_iter)
+        data = {"X": X, "y": y, "metadata": callback_metadata(sample_weight)}
+        fit_task.call_on_fit_task_begin(estimator=self, **data)
+        self._fit_views(
+            X[np.newaxis], y, sample_weight, epoch_tasks=EpochTasks(fit_task, self, **data)
+        )
+        fit_task.call_on_fit_task_end(estimator=self, reconstruction_attributes={}, **data)
+        return self
 
-    def _fit_views(self, views, y, sample_weight=None):
+    def _fit_views(self, views, y, sample_weight=None, *, epoch_tasks=None):
         """Fit on ``views`` (n_views, n_samples, n_features): one view per sample each epoch.
 
         ``fit`` is the one-view case; TaskResClassifier passes augmented views.
         The caller has validated the parameters, the shapes and ``sample_weight``.
+        ``epoch_tasks`` (an :class:`~._callbacks.EpochTasks`) makes every epoch a
+        callback task.
         """
         if self.base_weights is None:
             # With a given base, the label space is `classes` and any
@@ -267,6 +290,12 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
         if base is None:
             base = _class_means(views, targets, classes, weights)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        n_features = views.shape[2]
+
+        def fitted_state(residual, loss_curve):
+            return self._fitted_state(classes, base, residual, loss_curve, n_features)
+
+        hooks = {} if epoch_tasks is None else epoch_tasks.hooks(fitted_state)
         residual, loss_curve = train_residual(
             views if len(views) > 1 else views[0],
             targets,
@@ -281,16 +310,23 @@ class TaskResHead(ClassifierMixin, VersionedStateMixin, BaseEstimator):
             device=device,
             sample_weight=weights,
             verbose=self.verbose,
+            **hooks,
         )
-        self.classes_ = classes
-        self.base_weights_ = base
-        self.residual_ = residual
-        self.alpha_ = float(self.alpha)
-        self.logit_scale_ = float(self.logit_scale)
-        self.n_iter_ = self.max_iter
-        self.loss_curve_ = loss_curve
-        self.n_features_in_ = views.shape[2]
+        vars(self).update(fitted_state(residual, loss_curve))
         return self
+
+    def _fitted_state(self, classes, base, residual, loss_curve, n_features):
+        """The fitted attributes of a head with ``residual``, after ``len(loss_curve)`` epochs."""
+        return {
+            "classes_": classes,
+            "base_weights_": base,
+            "residual_": residual,
+            "alpha_": float(self.alpha),
+            "logit_scale_": float(self.logit_scale),
+            "n_iter_": len(loss_curve),
+            "loss_curve_": loss_curve,
+            "n_features_in_": n_features,
+        }
 
     def _label_space_and_base(self, views, y):
         """The label space and the given base; the base is None when it comes from y."""

@@ -8,6 +8,7 @@ Python builtins); any other type is refused before anything is built, so no
 code from the file runs.
 """
 
+import copy
 import json
 import os
 import warnings
@@ -57,7 +58,8 @@ def save_model(estimator, path):
     back without executing anything from the file, so it is the format to
     exchange models with people you do not trust, and other tools read it
     with ``skops.io``. Like a pickle, it holds no CLIP weights: the encoder
-    is found again from ``model`` and ``pretrained``.
+    is found again from ``model`` and ``pretrained``. Callbacks set with
+    ``set_callbacks`` are not saved: they are not part of the fitted state.
 
     Parameters
     ----------
@@ -82,6 +84,9 @@ def save_model(estimator, path):
             f"expected a TaskResClassifier or TaskResHead; got {type(estimator).__name__}"
         )
     check_is_fitted(estimator)
+    if hasattr(estimator, "_skl_callbacks"):
+        estimator = copy.copy(estimator)
+        del estimator._skl_callbacks
     skops.io.dump(estimator, path)
 
 

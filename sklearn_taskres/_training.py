@@ -109,6 +109,8 @@ def train_residual(
     device,
     sample_weight=None,
     verbose=0,
+    on_epoch_begin=None,
+    on_epoch_end=None,
 ):
     """Learn the task residual ``x`` of TaskRes with the official recipe.
 
@@ -142,6 +144,12 @@ def train_residual(
         Scale of the residual and temperature of the logits.
     learning_rate, max_iter, batch_size, weight_decay, seed, device, sample_weight, verbose
         The training recipe, as in :func:`fit_parameter`.
+    on_epoch_begin, on_epoch_end : callable, default=None
+        Called as ``hook(epoch, snapshot)`` before and after every epoch.
+        ``snapshot()`` returns ``(residual, loss_curve)``: a NumPy copy of
+        the residual and the mean losses of the epochs done so far. It is
+        only computed when called, as it waits for the device; the hooks
+        leave the training as it is.
 
     Returns
     -------
@@ -168,7 +176,14 @@ def train_residual(
 
     step = 0
     divisors = plan.counted_batches * batch
+
+    def snapshot(n_epochs):
+        return lambda: (residual.to("cpu", copy=True).numpy(),
+                        (losses[:n_epochs] / divisors[:n_epochs]).tolist())
+
     for epoch, rate in _epochs(learning_rate, max_iter, verbose, losses, divisors):
+        if on_epoch_begin is not None:
+            on_epoch_begin(epoch, snapshot(epoch))
         epoch_loss = losses[epoch]
         for rows, samples, weight in plan.batches(epoch, shuffled=False):
             step += 1
@@ -214,6 +229,8 @@ def train_residual(
             torch.sqrt(exp_avg_sq, out=denom).add_(ADAM_EPS * root_bias_correction2)
             step_size = rate * root_bias_correction2 / (1 - beta1**step)
             residual.addcdiv_(exp_avg, denom, value=-step_size)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, snapshot(epoch + 1))
     loss_curve = (losses / divisors).tolist()
     return residual.cpu().numpy(), loss_curve
 

@@ -34,7 +34,7 @@ def store_files(directory):
 
 def vector(i, width=16):
     """The vector the tests store under key ("v", i)."""
-    return np.arange(width, dtype=np.float32) + 1000 * i
+    return (np.arange(width) + 1000 * i).astype(np.float32)  # float32 on numpy 1.x too
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ from sklearn_taskres._feature_store import open_store
 store = open_store(sys.argv[1])
 first, last = int(sys.argv[2]), int(sys.argv[3])
 for start in range(first, last, 50):
-    store.put_many([(("v", i), np.arange(16, dtype=np.float32) + 1000 * i)
+    store.put_many([(("v", i), (np.arange(16) + 1000 * i).astype(np.float32))
                     for i in range(start, min(start + 50, last))])
 print("ok")
 """
@@ -212,7 +212,7 @@ import numpy as np
 from sklearn_taskres._feature_store import _store
 store = _store.open_store(sys.argv[1])
 for start in range(0, 200, 50):
-    store.put_many([(("v", i), np.arange(16, dtype=np.float32) + 1000 * i)
+    store.put_many([(("v", i), (np.arange(16) + 1000 * i).astype(np.float32))
                     for i in range(start, start + 50)])
 writer = store._writer
 slow = writer._data if sys.argv[2] == "data" else writer._index
@@ -227,7 +227,7 @@ def write_slowly(descriptor, data):  # long enough a write to be killed in
         time.sleep(0.01)
 
 _store._write_all = write_slowly
-store.put_many([(("v", i), np.arange(16, dtype=np.float32) + 1000 * i)
+store.put_many([(("v", i), (np.arange(16) + 1000 * i).astype(np.float32))
                 for i in range(200, 400)])
 print("finished", flush=True)
 """
