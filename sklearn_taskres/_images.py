@@ -12,6 +12,7 @@ HEIC/HEIF files decode when pillow-heif is installed.
 
 import functools
 import hashlib
+import io
 import os
 import stat
 import threading
@@ -26,6 +27,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 _ARRAY_CHANNELS = (1, 3, 4)
 _ORIENTATION_TAG = 0x0112  # EXIF "Orientation": 1 is upright, 2-8 flips and rotations
 HEIF_SUFFIXES = (".heic", ".heif")
+# JPEG, and MPO (a JPEG with a preview, as many phone cameras write): libjpeg
+# decodes them at reduced scale.
+DRAFT_FORMATS = ("JPEG", "MPO")
 HEIF_EXTRA = 'pip install "sklearn-taskres[heif]"'
 
 
@@ -73,33 +77,42 @@ class Decoding:
     exif_orientation: bool = False
     draft_size: int = None
 
-    @property
-    def key(self):
-        """What the decoding adds to the feature-cache key of a file or PIL image."""
-        tag = ("exif" if self.exif_orientation else "") + (
-            f"draft{self.draft_size}" if self.draft_size else "")
-        return (f"decode:{tag}",) if tag else ()
+    def tags(self, image_format, size, orientation):
+        """What decoding changes in an image of this format, size and EXIF orientation.
+
+        The part of its feature-cache key: nothing when it decodes as a plain
+        decode would, so those features are shared whatever the settings.
+        """
+        tags = []
+        if self.exif_orientation and orientation != 1:
+            tags.append(f"exif{orientation}")
+        if self.draft_size and image_format in DRAFT_FORMATS and min(
+                side // self.draft_size for side in size) >= 2:
+            tags.append(f"draft{self.draft_size}")  # libjpeg can scale it down by 2 or more
+        return tuple(tags)
 
 
 class ImageSource:
     """One input image: its kind, a digest of its content, and a way to decode it."""
 
-    __slots__ = ("index", "kind", "item", "digest")
+    __slots__ = ("index", "kind", "item", "digest", "header")
 
-    def __init__(self, index, kind, item, digest):
+    def __init__(self, index, kind, item, digest, header=None):
         self.index = index
         self.kind = kind
         self.item = item
         self.digest = digest
+        self.header = header  # a file's (format, size, EXIF orientation), None if unreadable
 
     def key(self, decoding):
         """The part of a feature-cache key that says what this image decodes to."""
         if self.kind == "array":
             return (self.digest,)
-        if self.kind == "pil":
-            turned = decoding.exif_orientation and _orientation(self.item) != 1
-            return (self.digest, f"exif{_orientation(self.item)}") if turned else (self.digest,)
-        return (self.digest, *decoding.key)
+        if self.kind == "pil":  # decoded already: only the orientation can apply
+            return (self.digest, *decoding.tags(None, self.item.size, _orientation(self.item)))
+        if self.header is None:  # it will not decode: the error comes at load
+            return (self.digest,)
+        return (self.digest, *decoding.tags(*self.header))
 
     def load(self, decoding=Decoding()):
         """The image as an RGB PIL image, decoded as ``decoding`` says."""
@@ -130,7 +143,7 @@ class ImageSource:
         register_heif()
         with Image.open(self.item) as image:
             self._check_still(image)
-            if decoding.draft_size and image.format in ("JPEG", "MPO"):
+            if decoding.draft_size and image.format in DRAFT_FORMATS:
                 image.draft(None, (decoding.draft_size, decoding.draft_size))
             image.load()
             if 0 in image.size:
@@ -237,7 +250,7 @@ def _describe(index, item):
         if not stat.S_ISREG(status.st_mode):
             kind = "directory" if stat.S_ISDIR(status.st_mode) else "special file"
             raise ValueError(f"X[{index}]: expected an image file; got the {kind} {str(item)!r}")
-        return ImageSource(index, "path", path, _file_digest(path, status))
+        return ImageSource(index, "path", path, *_file_digest(path, status))
     if isinstance(item, np.ndarray):
         shape_ok = item.ndim == 2 or (item.ndim == 3 and item.shape[2] in _ARRAY_CHANNELS)
         if item.dtype != np.uint8 or not shape_ok:
@@ -275,24 +288,37 @@ def forget_file_digests():
 
 
 def _file_digest(path, status):
-    """The content digest of a file, remembered while its size and timestamps stay the same.
+    """The content digest of a file and its header, remembered while its stamp stays the same.
 
-    As in git's index, a file modified in the last ``_SETTLED_SECONDS`` is
-    not remembered: it may still change within the resolution of its
-    file system's timestamps.
+    The header is what decoding settings act on: (format, size, EXIF
+    orientation), or None when Pillow cannot identify the file. As in git's
+    index, a file modified in the last ``_SETTLED_SECONDS`` is not
+    remembered: it may still change within the resolution of its file
+    system's timestamps.
     """
     stamp = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
              status.st_ctime_ns)
     with _FILE_DIGESTS_LOCK:
-        digest = _FILE_DIGESTS.get(stamp)
-    if digest is None:
-        digest = _digest(b"file", path.read_bytes())
+        known = _FILE_DIGESTS.get(stamp)
+    if known is None:
+        content = path.read_bytes()
+        known = _digest(b"file", content), _header(content)
         if time.time() - max(status.st_mtime, status.st_ctime) > _SETTLED_SECONDS:
             with _FILE_DIGESTS_LOCK:
                 if len(_FILE_DIGESTS) >= _FILE_DIGESTS_MAX:
                     del _FILE_DIGESTS[next(iter(_FILE_DIGESTS))]  # the oldest entry
-                _FILE_DIGESTS[stamp] = digest
-    return digest
+                _FILE_DIGESTS[stamp] = known
+    return known
+
+
+def _header(content):
+    """(format, size, EXIF orientation) of an image file's bytes, without decoding its pixels."""
+    register_heif()
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            return image.format, image.size, _orientation(image)
+    except Exception:  # noqa: BLE001 (not an image Pillow reads: load says why)
+        return None
 
 
 def _digest(*parts):

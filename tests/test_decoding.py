@@ -157,14 +157,21 @@ def test_with_both_settings_off_and_fp32_the_features_are_the_former_ones(encode
         (source.digest,) for source in image_sources(paths)]
 
 
-def test_the_decoding_settings_are_part_of_the_keys(encoder, tmp_path, encoded_rows):
-    """Each combination of settings is its own cache entry for files; arrays share one."""
-    path = save_with_orientation(Image.fromarray(upright_picture()), tmp_path / "a.jpg", 3)
+def test_the_decoding_settings_are_part_of_the_keys_where_they_change_the_pixels(
+        encoder, tmp_path, encoded_rows):
+    """A large tagged JPEG has an entry per combination; images they leave alone share one."""
+    tagged = save_with_orientation(Image.fromarray(upright_picture(600, 400)),
+                                   tmp_path / "a.jpg", 3)
+    small = save_with_orientation(Image.fromarray(upright_picture()), tmp_path / "b.jpg", 1)
+    plain = str(tmp_path / "c.png")
+    Image.fromarray(upright_picture(600, 400)).save(plain)
     for draft in (True, False):
         for exif in (True, False):
             with config_context(jpeg_draft=draft, exif_orientation=exif):
-                image_features(encoder, [path, upright_picture()])
-    assert encoded_rows["rows"] == 4 + 1
+                image_features(encoder, [tagged, small, plain, upright_picture()])
+    assert encoded_rows["rows"] == 4 + 1 + 1 + 1
+    (source,) = image_sources([tagged])
+    assert source.header == ("JPEG", (600, 400), 3)
 
 
 @pytest.mark.parametrize("setting", ["jpeg_draft", "exif_orientation"])

@@ -47,6 +47,7 @@ def test_a_fresh_process_reads_instead_of_encoding(tiny_model, tmp_path, encoded
     images, y = make_dataset(n_per_class=3, n_classes=3, seed=700)
     params = dict(model=tiny_model, pretrained=None, max_iter=3, device="cpu", random_state=0,
                   cache_dir=str(tmp_path))
+    FEATURES.clear()  # the prompts too, which other tests may have encoded
     first = TaskResClassifier(["a", "b", "c"], **params).fit(images, y)
     assert encoded_rows["rows"] == len(images)
     assert feature_store_info(tmp_path)["n_vectors"] == len(images) + 3  # images and prompts

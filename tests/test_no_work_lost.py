@@ -23,6 +23,13 @@ CLASSES = ["a", "b", "c"]
 BATCH = IMAGE_BATCH_SIZE["cpu"]
 
 
+@pytest.fixture(autouse=True)
+def empty_memory_cache():
+    yield
+    FEATURES.clear()
+    forget_stores()
+
+
 @pytest.fixture
 def encoder_calls(monkeypatch):
     """Counts the batches and images that go through the image encoder."""

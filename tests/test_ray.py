@@ -95,6 +95,33 @@ def test_predict_dataset_reads_paths_and_names_a_corrupt_file(fitted, data, tmp_
         predict_dataset(fitted, broken, image_column="img", concurrency=1).take_all()
 
 
+def test_the_workers_decode_with_the_settings_of_the_call(fitted, data, tmp_path):
+    """exif_orientation set on the driver reaches the workers of both helpers."""
+    from sklearn_taskres import config_context
+
+    images, _ = data
+    paths = []
+    for index, image in enumerate(images[:6]):
+        exif = Image.Exif()
+        exif[0x0112] = 6  # stored sideways, as a phone held upright stores it
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(image).transpose(Image.Transpose.ROTATE_90).save(paths[-1], exif=exif)
+    dataset = ray.data.from_items([{"id": i, "path": p} for i, p in enumerate(paths)])
+    for exif_orientation in (False, True):
+        with config_context(exif_orientation=exif_orientation):
+            rows = _by_id(predict_dataset(fitted, dataset, image_column="path", proba=True,
+                                          concurrency=1).take_all())
+            encoded = _by_id(encode_dataset(dataset, model=fitted.model, pretrained=None,
+                                            image_column="path", concurrency=1).take_all())
+            np.testing.assert_allclose(np.stack([row["proba"] for row in rows]),
+                                       fitted.predict_proba(paths), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(np.stack([row["embedding"] for row in encoded]),
+                                       fitted._features(paths), rtol=1e-5, atol=1e-6)
+        if not exif_orientation:
+            sideways = np.stack([row["proba"] for row in rows])
+    assert not np.allclose(sideways, np.stack([row["proba"] for row in rows]), rtol=1e-4)
+
+
 def test_encode_dataset_gives_the_classifier_s_features(fitted, data, tiny_model):
     """head_.predict on the embeddings equals predict on the images."""
     images, _ = data
