@@ -26,6 +26,7 @@ from ._common import (
 )
 from ._predictions import (
     PredictionWriter,
+    drop_partial_line,
     model_fingerprint,
     prediction_format,
     read_predictions,
@@ -170,6 +171,8 @@ def _resume(args, paths, classes, fingerprint):
         remove_predictions(output)
     if not Path(output).exists():
         return list(dict.fromkeys(paths)), 0  # a path given twice is predicted once
+    if Path(output).is_file():
+        drop_partial_line(output)  # the line a kill cut short is predicted again
     previous_classes, rows = read_predictions(output)
     models = sorted({row["model"] for row in rows} - {fingerprint})
     if models:

@@ -226,7 +226,7 @@ class PredictionWriter:
         if self.format == "parquet":
             self.path.mkdir(exist_ok=True)
         else:
-            _drop_partial_line(self.path)
+            drop_partial_line(self.path)
             if self.format == "csv" and not self.path.stat().st_size:
                 self._append(_csv_text([self.header]))
 
@@ -298,7 +298,7 @@ def _csv_text(records):
     return buffer.getvalue()
 
 
-def _drop_partial_line(path):
+def drop_partial_line(path):
     """Create ``path``, or cut a last line that a kill left without its newline."""
     with open(path, "ab+") as file:
         size = file.seek(0, os.SEEK_END)
