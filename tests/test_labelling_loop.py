@@ -100,9 +100,10 @@ def test_zero_shot_from_a_classnames_file(loop, capsys, tmp_path):
         (["-o", "m.skops", "--classes", "a"], "expected at least 2 classes"),
     ],
 )
-def test_zero_shot_without_classes_or_output(loop, capsys, tmp_path, argv, match):
+def test_zero_shot_without_classes_or_output(loop, capsys, tmp_path, monkeypatch, argv,
+                                            match):
     """zero-shot without a folder needs classes and -o; bad ones are named (exit 2)."""
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     status, _, err = run(capsys, "zero-shot", *argv, "--model-config", loop["config"],
                          "--pretrained", "none", "--device", "cpu")
     assert status == 2
@@ -205,9 +206,9 @@ def test_a_file_of_another_model_is_refused(loop, capsys, tmp_path):
         (["--output", "out.csv", "--format", "json"], "expected --format for printed rows"),
     ],
 )
-def test_bad_output_options(loop, capsys, tmp_path, argv, match):
+def test_bad_output_options(loop, capsys, tmp_path, monkeypatch, argv, match):
     """An unknown suffix, or --format with --output, fails before any work (2)."""
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     status, _, err = run(capsys, "predict", loop["model"], loop["photos"], *argv)
     assert status == 2 and match in err
     assert not (tmp_path / "out.txt").exists() and not (tmp_path / "out.csv").exists()
@@ -420,18 +421,22 @@ def test_sort_min_proba_and_link(predictions, capsys, tmp_path):
     assert f"{len(unsure)} below --min-proba" in out
 
 
-@pytest.mark.parametrize("where", ["inside", "review inside"])
+@pytest.mark.parametrize("where", ["inside", "around", "review inside"])
 def test_sort_refuses_a_destination_inside_the_sources(predictions, capsys, tmp_path, where):
-    """A DEST inside a source folder, or a review folder inside DEST, is refused (2)."""
+    """A DEST inside (or around) a source folder, or a review folder inside DEST, is refused."""
     if where == "inside":
         argv = [predictions["photos"] / "roll1" / "sorted"]
         match = "expected DEST and the review folder outside the folders of the images"
+    elif where == "around":
+        argv = [predictions["photos"]]
+        match = "expected DEST and the review folder not to hold the images"
     else:
         argv = [tmp_path / "sorted", "--review-dir", tmp_path / "sorted" / "unsure"]
         match = "expected --review-dir outside DEST"
     status, _, err = run(capsys, "sort", predictions["file"], *argv)
     assert status == 2 and match in err
     assert not (predictions["photos"] / "roll1" / "sorted").exists()
+    assert not any((predictions["photos"] / colour).exists() for colour in COLOURS)
     assert not (tmp_path / "sorted").exists()
 
 

@@ -102,6 +102,12 @@ def run(args):
                     f"got {str(root)!r} inside {str(source_folder)!r} (a later predict of that "
                     "folder would see the copies). Nothing was copied"
                 )
+            if _inside(source_folder, root):
+                raise CommandError(
+                    f"expected DEST and the review folder not to hold the images; got the "
+                    f"folder {str(source_folder)!r} inside {str(root)!r} (fit would read it as "
+                    "a class). Nothing was copied"
+                )
     n_done = n_kept = n_review = 0
     for source, folder in plan:
         if not source.is_file():
