@@ -24,6 +24,7 @@ _EXPORTS = {
     "sample_few_shot": ".fewshot",
     "save_model": "._persistence",
     "set_config": "._config",
+    "zero_shot_classifier": "._zero_shot",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "sample_few_shot",
     "save_model",
     "set_config",
+    "zero_shot_classifier",
     "__version__",
 ]
 
@@ -53,6 +55,7 @@ if TYPE_CHECKING:  # for static analysis; at run time, __getattr__ imports on de
     from ._head import TaskResHead
     from ._image_encoder import CLIPImageEncoder
     from ._persistence import load_model, save_model
+    from ._zero_shot import zero_shot_classifier
     from .fewshot import sample_few_shot
 
 

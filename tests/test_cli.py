@@ -109,12 +109,13 @@ def test_predict_csv_with_proba(workspace, capsys):
                          "--model-config", workspace["config"])
     assert status == 0
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["path", "label"] + [f"proba_{folder}" for folder in FOLDERS]
+    assert rows[0] == ["path", "label"] + [f"proba_{folder}" for folder in FOLDERS] + ["error"]
     body = rows[1:]
     assert len(body) == len(FOLDERS) * N_PER_CLASS
     assert all(os.path.isfile(row[0]) and row[0].lower().endswith(".png") for row in body)
     assert {row[1] for row in body} <= set(FOLDERS)
-    proba = np.array([[float(value) for value in row[2:]] for row in body])
+    assert all(row[-1] == "" for row in body)
+    proba = np.array([[float(value) for value in row[2:-1]] for row in body])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     assert [FOLDERS[i] for i in proba.argmax(axis=1)] == [row[1] for row in body]
 
@@ -143,8 +144,8 @@ def test_predict_csv_without_proba(workspace, capsys):
     status, out, _ = run(capsys, "predict", workspace["model"], workspace["data"] / "red")
     rows = list(csv.reader(io.StringIO(out)))
     assert status == 0
-    assert rows[0] == ["path", "label"]
-    assert len(rows) == 1 + N_PER_CLASS and all(len(row) == 2 for row in rows)
+    assert rows[0] == ["path", "label", "error"]
+    assert len(rows) == 1 + N_PER_CLASS and all(len(row) == 3 for row in rows)
 
 
 def test_evaluate_reports_accuracy_and_confusion_matrix(workspace, capsys):
@@ -177,7 +178,7 @@ def test_zero_shot_is_the_text_classifier(workspace, capsys, tiny):
     report = json.loads(out)
     assert report["n_images"] == len(FOLDERS) * N_PER_CLASS
     classifier = load_model(saved)
-    assert classifier.alpha == 0 and classifier.head_.alpha_ == 0
+    assert classifier.n_iter_ == 0 and not classifier.residual_.any()
     assert classifier.classnames["light_blue"] == "light blue"
     # Zero-shot logits are the cosine to the text base alone.
     paths = [str(workspace["data"] / "green" / f"img{i}.png") for i in (1, 2)]
@@ -272,7 +273,8 @@ def test_classnames_file_and_templates(workspace, capsys, tmp_path, fast):
     assert classifier.templates == ("a {} square.", "a centered satellite photo of {}.")
 
 
-@pytest.mark.parametrize("command", ["fit", "predict", "evaluate", "zero-shot"])
+@pytest.mark.parametrize("command",
+                         ["fit", "predict", "evaluate", "zero-shot", "review", "sort"])
 def test_help_of_every_command(command, capsys):
     """--help of every command prints its usage and exits with 0."""
     status, out, _ = run(capsys, command, "--help")
@@ -285,7 +287,8 @@ def test_help_without_command(capsys):
     """The top-level --help lists the commands and the exit statuses."""
     status, out, _ = run(capsys, "--help")
     assert status == 0
-    assert all(command in out for command in ("fit", "predict", "evaluate", "zero-shot"))
+    assert all(command in out for command in ("fit", "predict", "evaluate", "zero-shot",
+                                              "review", "sort", "cache"))
     assert "2 usage or input problem" in " ".join(out.split())
 
 
@@ -316,12 +319,21 @@ def test_damaged_model_file(workspace, capsys, tmp_path):
 
 
 def test_unreadable_image(workspace, capsys, tmp_path):
-    """An image file that cannot be decoded is an input error (2) naming the file."""
+    """An image that cannot be decoded gets a row with the reason; predict exits with 3."""
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"this is not a jpeg")
-    status, _, err = run(capsys, "predict", workspace["model"], broken)
-    assert status == 2
-    assert_error(err, f"cannot decode the image file {str(broken)!r}")
+    good = workspace["data"] / "red" / "img1.png"
+    status, out, err = run(capsys, "predict", workspace["model"], broken, good)
+    assert status == 3
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["path"] for row in rows] == [str(broken), str(good)]
+    assert rows[0]["label"] == "" and "cannot decode the image file" in rows[0]["error"]
+    assert rows[1]["label"] in FOLDERS and rows[1]["error"] == ""
+    assert f"cannot read {str(broken)!r}" in err and "1 image(s) could not be read" in err
+
+    status, _, err = run(capsys, "evaluate", workspace["model"], image_folder(
+        tmp_path / "data", {"red": (255, 0, 0), "green": (0, 255, 0)}))
+    assert status == 0, err
 
 
 def test_weights_unavailable(workspace, capsys, monkeypatch):

@@ -1,0 +1,96 @@
+"""``fit DIR -o MODEL``: learn TaskRes on a labelled image folder and save the classifier."""
+
+from .. import _argtypes
+from ._common import (
+    EXIT_OK,
+    add_model_options,
+    add_save_options,
+    check_model_output,
+    class_display_names,
+    float_type,
+    model_name,
+    note,
+    pretrained_of,
+    read_labelled_folder,
+    save_classifier,
+    templates_of,
+)
+
+
+def add_parser(commands, common):
+    fit = commands.add_parser(
+        "fit", parents=[common], help="learn TaskRes on a labelled image folder",
+        description="Learn TaskRes on DIR/<class>/<images> and save the classifier. The labels "
+        "are the class folder names (sorted); CLIP reads them with underscores as spaces.",
+    )
+    fit.add_argument("directory", metavar="DIR", help="labelled image folder")
+    add_save_options(fit, required=True)
+    add_model_options(fit)
+    fit.add_argument("--alpha", type=float_type(0, True), default=0.5,
+                     help="scale of the task residual (default: 0.5)")
+    fit.add_argument("--learning-rate", type=float_type(0, False), default=2e-3,
+                     help="peak learning rate of Adam (default: 2e-3; the paper uses 2e-4 "
+                     "on ImageNet)")
+    fit.add_argument("--epochs", type=_argtypes.positive_int, default=None,
+                     help="training epochs (default: 100 with --shots up to 4, else 200, as in "
+                     "the paper)")
+    fit.add_argument("--shots", type=_argtypes.positive_int, default=None, metavar="K",
+                     help="train on K images per class, drawn at random with --seed (a class "
+                     "with fewer uses all of them once; default: all images)")
+    fit.add_argument("--augment-views", type=_argtypes.non_negative_int, default=0, metavar="V",
+                     help="train on V augmented views of every image (random resized crop and "
+                     "flip, encoded once; default: 0, the plain evaluation crop)")
+    fit.add_argument("--class-weight", choices=("balanced",), default=None,
+                     help="weigh every class inversely to its number of images, "
+                     "n_images / (n_classes * n_images_of_the_class), as scikit-learn's "
+                     "class_weight='balanced' (default: every image weighs 1)")
+    fit.add_argument("--seed", type=_argtypes.seed, default=0,
+                     help="seed of the --shots draw, the batch order and the views (default: 0)")
+    fit.set_defaults(handler=run)
+
+
+def run(args):
+    """``fit``: learn TaskRes on a labelled folder and save the classifier."""
+    from .._classifier import TaskResClassifier
+    from ..fewshot import sample_few_shot
+
+    model_format = check_model_output(args.output, args.format)
+    folders, paths, labels = read_labelled_folder(args.directory)
+    classnames = class_display_names(folders, args.classnames_file)
+    for folder in folders:
+        if folder not in labels:
+            note(f"note: class {folder!r} has no images; it is predicted zero-shot")
+    if args.shots is not None:
+        counts = {folder: labels.count(folder) for folder in folders}
+        for folder, count in counts.items():
+            if 0 < count < args.shots:
+                note(f"note: class {folder!r} has {count} image(s), fewer than --shots "
+                      f"{args.shots}; all of them are used")
+        # repeat=False: a class short of images uses each once rather than duplicates.
+        indices = sample_few_shot(labels, args.shots, repeat=False, random_state=args.seed)
+        paths, labels = [paths[i] for i in indices], [labels[i] for i in indices]
+    epochs = args.epochs
+    if epochs is None:
+        epochs = 100 if args.shots is not None and args.shots <= 4 else 200
+    model = model_name(args)
+    classifier = TaskResClassifier(
+        classnames,
+        model=model,
+        pretrained=pretrained_of(args.pretrained),
+        templates=templates_of(args.templates),
+        alpha=args.alpha,
+        learning_rate=args.learning_rate,
+        max_iter=epochs,
+        augment_views=args.augment_views,
+        class_weight=args.class_weight,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        random_state=args.seed,
+    )
+    classifier.fit(paths, labels)
+    save_classifier(classifier, args.output, model_format)
+    note(f"fitted TaskRes on {len(paths)} images of {len(folders)} classes ({model}, "
+          f"{epochs} epochs); saved to {args.output} ({model_format})")
+    return EXIT_OK
+
+
