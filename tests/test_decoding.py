@@ -326,3 +326,13 @@ def test_the_reproduction_harness_decodes_as_the_official_code(encoder, tmp_path
     former = encoder.encode_images(encoder.preprocess(Image.open(path).convert("RGB"))[None])
     np.testing.assert_allclose(encoded.rows([0]), former, rtol=1e-5, atol=1e-6)
     assert not np.allclose(image_features(encoder, [path]), former, rtol=1e-3)  # the defaults
+
+
+def test_folder_scans_take_heic_files_with_the_extra(tmp_path):
+    """The command line's scan lists .heic/.heif files where pillow-heif is installed."""
+    pytest.importorskip("pillow_heif")
+    from sklearn_taskres.cli import find_images
+
+    for name in ("a.jpg", "b.HEIC", "c.heif", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [path.name for path in find_images(tmp_path)] == ["a.jpg", "b.HEIC", "c.heif"]
