@@ -123,7 +123,7 @@ def test_bf16_taskres_on_the_digits_clip_scores_as_fp32(tiny_digits_clip):
     model, pretrained = tiny_digits_clip
     X, y = load_held_out_digits("bold", random_state=0)
     train = sample_few_shot(y, 4, random_state=0)
-    test = np.setdiff1d(np.arange(len(y)), train)
+    test = np.setdiff1d(np.arange(len(y)), train)[:400]  # bf16 is emulated on most CPUs
     scores, features = {}, {}
     for precision in ("fp32", "bf16"):
         clf = TaskResClassifier(DIGITS, model=model, pretrained=pretrained, templates=TEMPLATES,
