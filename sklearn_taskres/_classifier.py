@@ -18,14 +18,12 @@ from ._callbacks import (
     callback_metadata,
     fit_callback_context,
 )
+from ._carried import CarriedEncoderStateMixin
 from ._clip import (
     PRECISIONS,
-    custom_model_config,
-    ensure_model_config,
     load_encoder,
     resolve_precision,
 )
-from ._config import decoding_config
 from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, check_missing_labels, encode_labels
 from ._state import VersionedStateMixin
@@ -34,8 +32,6 @@ from ._training import resolve_device
 from ._weights import check_sample_weight, training_weights
 
 #: Key of the open_clip config of a custom ``model`` in the pickled state.
-_MODEL_CONFIG_KEY = "_open_clip_config"
-_DECODING_KEY = "_decoding_config"
 
 
 def _label_space(classnames):
@@ -85,7 +81,8 @@ def _as_label_array(labels):
     return array
 
 
-class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, BaseEstimator):
+class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderStateMixin,
+                        VersionedStateMixin, BaseEstimator):
     """Few-shot image classifier: CLIP's zero-shot classifier plus a task residual.
 
     TaskRes (Yu et al., "Task Residual for Tuning Vision-Language Models",
@@ -612,10 +609,6 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, VersionedStateMix
         precision = resolve_precision(self.precision, device)
         return load_encoder(self.model, self.pretrained, device, precision, self.verbose)
 
-    def _decoding(self):
-        """The decoding settings: this process's, or those carried by the pickle it came from."""
-        return decoding_config(getattr(self, "_carried_decoding", None))
-
     def _features(self, X):
         encoder = self._encoder(resolve_device(self.device, cpu_fallback=True))
         features = image_features(encoder, X, cache_dir=self.cache_dir, verbose=self.verbose,
@@ -691,26 +684,6 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, VersionedStateMix
         """
         check_is_fitted(self)
         return self.head_.predict_log_proba(self._features(X))
-
-    def __getstate__(self):
-        # A config registered with open_clip.add_model_config exists only in
-        # this process: the pickle carries it to joblib's and Ray's workers,
-        # to a later run and to another machine.
-        # So do the decoding settings of this process (see set_config).
-        state = super().__getstate__()
-        state.pop("_carried_decoding", None)
-        state[_MODEL_CONFIG_KEY] = custom_model_config(state.get("model"))
-        state[_DECODING_KEY] = self._decoding()
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        config = state.pop(_MODEL_CONFIG_KEY, None)
-        decoding = state.pop(_DECODING_KEY, None)
-        super().__setstate__(state)
-        ensure_model_config(self.model, config)
-        if decoding is not None:
-            self._carried_decoding = dict(decoding)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -7,13 +7,15 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _generate_get_feature_names_out
 
 from ._callbacks import CallbackSupportMixin, fit_callback_context
-from ._classifier import _DECODING_KEY, _MODEL_CONFIG_KEY, TaskResClassifier
-from ._clip import PRECISIONS, custom_model_config, ensure_model_config
+from ._carried import CarriedEncoderStateMixin
+from ._classifier import TaskResClassifier
+from ._clip import PRECISIONS
 from ._features import image_features, text_features
 from ._training import resolve_device
 
 
-class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, BaseEstimator):
+class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderStateMixin,
+                       BaseEstimator):
     """Raw CLIP image embeddings of images, as a stateless transformer.
 
     ``transform`` returns the embeddings that :class:`TaskResClassifier`
@@ -159,27 +161,6 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, BaseEstimator):
     # classifier's.
     def _encoder(self):
         return TaskResClassifier._encoder(self, resolve_device(self.device, cpu_fallback=True))
-
-    def _decoding(self):
-        return TaskResClassifier._decoding(self)
-
-    def __getstate__(self):
-        # As the classifier's pickle: a custom model's config and this
-        # process's decoding settings travel to joblib's and Ray's workers.
-        state = dict(super().__getstate__())
-        state.pop("_carried_decoding", None)
-        state[_MODEL_CONFIG_KEY] = custom_model_config(state.get("model"))
-        state[_DECODING_KEY] = self._decoding()
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        config = state.pop(_MODEL_CONFIG_KEY, None)
-        decoding = state.pop(_DECODING_KEY, None)
-        super().__setstate__(state)
-        ensure_model_config(self.model, config)
-        if decoding is not None:
-            self._carried_decoding = dict(decoding)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
