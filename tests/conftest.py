@@ -15,6 +15,30 @@ from sklearn_taskres.testing import (  # noqa: E402
 )
 
 
+@pytest.fixture(autouse=True)
+def _auto_precision_is_marked(request, monkeypatch):
+    """A test that resolves precision="auto" in this process carries the auto_precision mark.
+
+    Its outcome may then depend on the CPU ("auto" is bf16 where the CPU has bf16
+    units), so .ci/run runs it once more as on the other kind of CPU. Tests that
+    must not depend on it pin ``precision="fp32"`` instead.
+    """
+    from sklearn_taskres._clip import _encoder
+
+    probe, asked = _encoder._cpu_has_bf16_units, []
+
+    def asking():
+        asked.append(True)
+        return probe()
+
+    monkeypatch.setattr(_encoder, "_cpu_has_bf16_units", asking)
+    yield
+    if asked and request.node.get_closest_marker("auto_precision") is None:
+        pytest.fail('this test resolves precision="auto", whose answer depends on the CPU: '
+                    "mark it @pytest.mark.auto_precision, or pin precision=\"fp32\"",
+                    pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """Name of a tiny random open_clip model registered for the session."""

@@ -55,6 +55,7 @@ def test_identical_views_train_like_one_view():
     assert not np.allclose(mixed, one)
 
 
+@pytest.mark.auto_precision
 def test_classifier_trains_on_cached_views_and_predicts_on_the_eval_crop(
         tiny_model, encoded_rows):
     images, y = make_dataset(n_per_class=3, n_classes=2, seed=302)
@@ -74,7 +75,7 @@ def test_classifier_trains_on_cached_views_and_predicts_on_the_eval_crop(
 def test_grid_search_with_views_encodes_every_view_once(tiny_model, encoded_rows):
     images, y = make_dataset(n_per_class=6, n_classes=3, seed=303)
     clf = TaskResClassifier(["a", "b", "c"], model=tiny_model, pretrained=None, max_iter=3,
-                            augment_views=2, device="cpu")
+                            augment_views=2, device="cpu", precision="fp32")
     GridSearchCV(clf, {"alpha": [0.5, 1.0]}, cv=3).fit(images, y)
     assert encoded_rows["rows"] == 3 * len(images)  # 2 views + the eval crop per image
 

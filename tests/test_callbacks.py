@@ -170,6 +170,7 @@ def test_grid_search_draws_the_bars_of_taskres_inside_its_own(capsys):
     assert epochs[0]["path"][-1] == ("TaskResHead", "epoch", 0)
 
 
+@pytest.mark.auto_precision
 @needs_callback_api
 def test_classifier_tasks_are_encoding_text_base_and_epochs(make_clf):
     """The classifier's tasks: encode-images, text-base (zero-shot view), train with its epochs."""
@@ -196,6 +197,7 @@ def test_classifier_tasks_are_encoding_text_base_and_epochs(make_clf):
     assert recorder.ended[-1]["X"] is images
 
 
+@pytest.mark.auto_precision
 @needs_callback_api
 def test_classifier_results_are_the_same_with_callbacks(make_clf):
     """Callbacks change nothing in a classifier's fit, augmented views included."""
@@ -230,6 +232,7 @@ def test_a_failed_fit_tears_the_callbacks_down_and_leaves_no_context(make_clf):
     assert not hasattr(head, "_callback_fit_ctx") and not hasattr(head, "residual_")
 
 
+@pytest.mark.auto_precision
 @needs_callback_api
 def test_pipeline_of_encoder_and_head_propagates_without_a_warning(tiny_model, recwarn):
     """In make_pipeline(CLIPImageEncoder, TaskResHead) both steps take the callbacks."""

@@ -44,6 +44,7 @@ def test_is_a_classifier(make_clf):
     assert is_classifier(make_clf())
 
 
+@pytest.mark.auto_precision
 def test_fit_predict_score(make_clf, data):
     images, y = data
     clf = make_clf().fit(images, y)
@@ -58,6 +59,7 @@ def test_fit_predict_score(make_clf, data):
     assert clf.n_iter_ == 30 and len(clf.loss_curve_) == 30
 
 
+@pytest.mark.auto_precision
 def test_training_fits_the_training_images(make_clf, data):
     """On separable data the residual lifts training accuracy above zero-shot."""
     images, y = data
@@ -94,6 +96,7 @@ def test_alpha_zero_is_zero_shot_clip(make_clf, data, tiny_model, tiny_checkpoin
                                atol=1e-4)
 
 
+@pytest.mark.auto_precision
 def test_grid_search_encodes_each_image_once(make_clf, encoded_rows):
     """GridSearchCV over alpha encodes every distinct image once, test folds included."""
     images, y = make_dataset(n_per_class=6, n_classes=3, seed=101)
@@ -107,12 +110,14 @@ def test_grid_search_encodes_each_image_once(make_clf, encoded_rows):
     assert encoded_rows["rows"] == len(images)
 
 
+@pytest.mark.auto_precision
 def test_identical_images_are_encoded_once(make_clf, encoded_rows):
     images = make_images(3, seed=102)
     make_clf().fit(images + [image.copy() for image in images], [0, 1, 2] * 2)
     assert encoded_rows["rows"] == 3
 
 
+@pytest.mark.auto_precision
 def test_in_a_pipeline(make_clf, data):
     """A preprocessing step in front of the classifier works as in any Pipeline."""
     images, y = data
@@ -123,6 +128,7 @@ def test_in_a_pipeline(make_clf, data):
     assert pipe.score(images, y) == direct.score(images, y)
 
 
+@pytest.mark.auto_precision
 def test_clone_get_params_set_params(make_clf, data):
     clf = make_clf(alpha=0.3).fit(*data)
     params = clf.get_params()
@@ -134,6 +140,7 @@ def test_clone_get_params_set_params(make_clf, data):
     assert "alpha=0.3" in repr(clf)
 
 
+@pytest.mark.auto_precision
 def test_joblib_round_trip_predicts_identically(make_clf, data, tmp_path):
     images, y = data
     clf = make_clf().fit(images, y)
@@ -143,6 +150,7 @@ def test_joblib_round_trip_predicts_identically(make_clf, data, tmp_path):
     np.testing.assert_array_equal(loaded.residual_, clf.residual_)
 
 
+@pytest.mark.auto_precision
 def test_pickle_holds_no_torch_objects(make_clf, data):
     """Fitted state is NumPy: no module, tensor or CUDA storage reaches the pickle."""
     payload = pickle.dumps(make_clf().fit(*data))
@@ -150,6 +158,7 @@ def test_pickle_holds_no_torch_objects(make_clf, data):
     assert len(payload) < 20_000
 
 
+@pytest.mark.auto_precision
 def test_a_fresh_process_loads_and_predicts_without_registering_the_model(
     make_clf, data, tiny_model, tmp_path
 ):
@@ -188,6 +197,7 @@ def test_a_fresh_process_loads_and_predicts_without_registering_the_model(
     assert json.loads(result.stdout.splitlines()[-1]) == {"cli": expected_label.item()}
 
 
+@pytest.mark.auto_precision
 def test_vit_b_32_pickle_is_well_under_a_megabyte(data):
     """For ViT-B-32 and 10 classes the pickle holds only the arrays (~40 kB)."""
     names = [f"class {i}" for i in range(10)]
@@ -199,6 +209,7 @@ def test_vit_b_32_pickle_is_well_under_a_megabyte(data):
     assert size < 100_000
 
 
+@pytest.mark.auto_precision
 def test_paths_and_pil_images_give_the_same_predictions(make_clf, data, tmp_path):
     images, y = data
     paths = []
@@ -213,6 +224,7 @@ def test_paths_and_pil_images_give_the_same_predictions(make_clf, data, tmp_path
                                   by_pil.predict_proba(pil))
 
 
+@pytest.mark.auto_precision
 def test_integer_and_name_labels_train_the_same_model(make_clf, data):
     """y may hold names or indices; predictions come back in the same kind."""
     images, y = data
@@ -226,6 +238,7 @@ def test_integer_and_name_labels_train_the_same_model(make_clf, data):
     assert by_name.predict(images).dtype.kind == "U"
 
 
+@pytest.mark.auto_precision
 def test_mapping_classnames_use_keys_as_labels(make_clf, data):
     images, y = data
     mapping = {10: "red", 20: "green", 30: "blue"}
@@ -236,6 +249,7 @@ def test_mapping_classnames_use_keys_as_labels(make_clf, data):
     np.testing.assert_array_equal(clf.residual_, same.residual_)
 
 
+@pytest.mark.auto_precision
 def test_class_without_training_images_is_still_predicted(make_clf, data):
     """classes_ is the full label space: a class with no training image is predicted zero-shot."""
     images, y = data
@@ -252,6 +266,7 @@ def test_class_without_training_images_is_still_predicted(make_clf, data):
     assert np.abs(tuned.residual_[unseen]).max() > 0  # the negatives still moved its row
 
 
+@pytest.mark.auto_precision
 def test_model_fitted_for_cuda_predicts_on_a_cpu_only_machine(make_clf, data, monkeypatch):
     """device='cuda' falls back to the CPU at predict time, with a warning."""
     images, y = data
@@ -316,6 +331,7 @@ def test_predict_before_fit(make_clf):
         make_clf().predict(make_images(1, seed=109))
 
 
+@pytest.mark.auto_precision
 def test_failed_fit_keeps_the_previous_model(make_clf, data):
     images, y = data
     clf = make_clf().fit(images, y)
@@ -325,6 +341,7 @@ def test_failed_fit_keeps_the_previous_model(make_clf, data):
     np.testing.assert_array_equal(clf.residual_, residual)
 
 
+@pytest.mark.auto_precision
 def test_changing_the_encoder_after_fit_is_caught(make_clf, data):
     clf = make_clf().fit(*data)
     clf.set_params(model="RN50", pretrained=None)
@@ -333,6 +350,7 @@ def test_changing_the_encoder_after_fit_is_caught(make_clf, data):
         clf.predict(make_images(1, seed=110))
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize("by_name", [False, True])
 def test_restrict_classes_keeps_labels_and_scores(make_clf, data, by_name):
     """A restricted classifier predicts the kept labels with unchanged scores, and refits."""
@@ -350,6 +368,7 @@ def test_restrict_classes_keeps_labels_and_scores(make_clf, data, by_name):
     np.testing.assert_array_equal(refit.classes_, kept)
 
 
+@pytest.mark.auto_precision
 def test_built_in_template_set_gives_the_raw_mean_base(make_clf, data, tiny_model):
     """templates='imagenet' averages the 8 official prompts' raw text embeddings."""
     from sklearn_taskres._templates import TEMPLATE_SETS
@@ -414,6 +433,7 @@ def test_sample_and_class_weights_reach_the_head(make_clf, data):
     assert not np.allclose(clf.residual_, make_clf(precision="fp32").fit(images, y).residual_)
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize(
     "params, sample_weight, match",
     [({}, -np.ones(18), r"sample_weight\[0\]: expected a non-negative weight"),
@@ -438,6 +458,7 @@ def test_bad_weights_fail_before_encoding_and_keep_the_fit(make_clf, data, encod
     assert all(after[name] is value for name, value in fitted.items())  # not even replaced
 
 
+@pytest.mark.auto_precision
 def test_sample_weight_is_routed_through_a_pipeline(make_clf, data):
     """With metadata routing, a Pipeline passes sample_weight on to the classifier."""
     from sklearn import config_context
@@ -453,6 +474,7 @@ def test_sample_weight_is_routed_through_a_pipeline(make_clf, data):
     assert not np.allclose(expected.residual_, make_clf().fit(images, y).residual_)
 
 
+@pytest.mark.auto_precision
 def test_enhanced_base_tuning_uses_the_weights(make_clf, data):
     """With base="enhanced", the weights also weigh the projection tuning."""
     images, y = data
@@ -465,6 +487,7 @@ def test_enhanced_base_tuning_uses_the_weights(make_clf, data):
     np.testing.assert_allclose(weighted.base_weights_, balanced.base_weights_, rtol=1e-6)
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize("labels", ["names", "indices", "mapping"])
 def test_extend_classes_adds_text_base_rows(make_clf, data, labels):
     """New rows are what a fit with the new names gives; old rows and self are unchanged."""
@@ -500,6 +523,7 @@ def test_extend_classes_adds_text_base_rows(make_clf, data, labels):
     np.testing.assert_array_equal(back.predict(images), clf.predict(images))
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize(
     "classnames, match",
     [(["cyan", "green"], "expected names of new classes; got 'green', already in classnames"),
@@ -516,6 +540,7 @@ def test_extend_classes_rejects_present_or_bad_names(make_clf, data, classnames,
         clf.extend_classes(classnames)
 
 
+@pytest.mark.auto_precision
 def test_extend_classes_names_a_present_label(make_clf, data):
     images, y = data
     clf = make_clf({0: "red", 1: "green", 2: "blue"}).fit(images, y)
@@ -527,6 +552,7 @@ def test_extend_classes_names_a_present_label(make_clf, data):
         clf.extend_classes(["cyan"])
 
 
+@pytest.mark.auto_precision
 def test_extend_classes_refuses_an_enhanced_base(make_clf, data):
     clf = make_clf(base="enhanced", enhance_max_iter=1, max_iter=1).fit(*data)
     with pytest.raises(ValueError, match="expected a classifier fitted with base='text'; got "

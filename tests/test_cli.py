@@ -91,6 +91,7 @@ def image_folder(path, colours):
 # ---------------------------------------------------------------- fit, predict, evaluate
 
 
+@pytest.mark.auto_precision
 def test_fit_saves_a_classifier_of_the_folders(workspace):
     """fit labels classes by folder name and prompts with underscores as spaces."""
     classifier = joblib.load(workspace["model"])
@@ -103,6 +104,7 @@ def test_fit_saves_a_classifier_of_the_folders(workspace):
     assert classifier.n_iter_ == 3
 
 
+@pytest.mark.auto_precision
 def test_predict_csv_with_proba(workspace, capsys):
     """predict --proba prints one CSV row per image with probabilities summing to 1."""
     status, out, _ = run(capsys, "predict", workspace["model"], workspace["data"], "--proba",
@@ -120,6 +122,7 @@ def test_predict_csv_with_proba(workspace, capsys):
     assert [FOLDERS[i] for i in proba.argmax(axis=1)] == [row[1] for row in body]
 
 
+@pytest.mark.auto_precision
 def test_predict_json_matches_the_estimator(workspace, capsys):
     """predict --format json gives the estimator's labels and probabilities per image."""
     image = workspace["data"] / "red" / "img1.png"
@@ -139,6 +142,7 @@ def test_predict_json_matches_the_estimator(workspace, capsys):
         np.testing.assert_allclose(list(row["proba"].values()), proba, rtol=1e-5)
 
 
+@pytest.mark.auto_precision
 def test_predict_csv_without_proba(workspace, capsys):
     """Without --proba, predict prints the path and label columns only."""
     status, out, _ = run(capsys, "predict", workspace["model"], workspace["data"] / "red")
@@ -148,6 +152,7 @@ def test_predict_csv_without_proba(workspace, capsys):
     assert len(rows) == 1 + N_PER_CLASS and all(len(row) == 3 for row in rows)
 
 
+@pytest.mark.auto_precision
 def test_evaluate_reports_accuracy_and_confusion_matrix(workspace, capsys):
     """evaluate --json agrees with the estimator's score; the text report says the same."""
     status, out, _ = run(capsys, "evaluate", workspace["model"], workspace["data"], "--json")
@@ -170,6 +175,7 @@ def test_evaluate_reports_accuracy_and_confusion_matrix(workspace, capsys):
     assert "confusion matrix" in text and "light_blue" in text
 
 
+@pytest.mark.auto_precision
 def test_zero_shot_is_the_text_classifier(workspace, capsys, tiny):
     """zero-shot evaluates CLIP's text classifier (alpha 0) and saves it with -o."""
     saved = workspace["root"] / "zero_shot.skops"
@@ -206,6 +212,7 @@ def fit_calls(monkeypatch):
     return calls
 
 
+@pytest.mark.auto_precision
 def test_shots_draws_one_image_per_class(workspace, capsys, fit_calls, fast):
     """--shots 1 fits on one image of every class."""
     output = workspace["root"] / "one_shot.joblib"
@@ -218,6 +225,7 @@ def test_shots_draws_one_image_per_class(workspace, capsys, fit_calls, fast):
     assert joblib.load(output).classes_.tolist() == FOLDERS
 
 
+@pytest.mark.auto_precision
 def test_shots_uses_each_image_once_when_a_class_has_fewer(workspace, capsys, fit_calls, fast):
     """A class with fewer images than --shots uses each of them once, with a note."""
     output = workspace["root"] / "five_shot.joblib"
@@ -228,6 +236,7 @@ def test_shots_uses_each_image_once_when_a_class_has_fewer(workspace, capsys, fi
     assert "fewer than --shots 5" in err
 
 
+@pytest.mark.auto_precision
 def test_skops_round_trip(workspace, capsys, fast):
     """fit -o MODEL.skops writes the pickle-free format; it predicts as the joblib model."""
     saved = workspace["root"] / "model.skops"
@@ -247,6 +256,7 @@ def test_skops_round_trip(workspace, capsys, fast):
                                    rtol=1e-5)
 
 
+@pytest.mark.auto_precision
 def test_format_skops_keeps_the_file_name(workspace, capsys, fast):
     """--format skops writes exactly the -o name, and predict reads it without pickle."""
     output = workspace["root"] / "model.bin"
@@ -257,6 +267,7 @@ def test_format_skops_keeps_the_file_name(workspace, capsys, fast):
     assert status == 0 and len(out.splitlines()) == 1 + N_PER_CLASS
 
 
+@pytest.mark.auto_precision
 def test_classnames_file_and_templates(workspace, capsys, tmp_path, fast):
     """--classnames-file renames listed folders only; --templates may repeat."""
     names = tmp_path / "names.tsv"
@@ -318,6 +329,7 @@ def test_damaged_model_file(workspace, capsys, tmp_path):
     assert_error(err, "cannot load the model file")
 
 
+@pytest.mark.auto_precision
 def test_unreadable_image(workspace, capsys, tmp_path):
     """An image that cannot be decoded gets a row with the reason; predict exits with 3."""
     broken = tmp_path / "broken.jpg"
@@ -336,6 +348,7 @@ def test_unreadable_image(workspace, capsys, tmp_path):
     assert status == 0, err
 
 
+@pytest.mark.auto_precision
 def test_weights_unavailable(workspace, capsys, monkeypatch):
     """WeightsUnavailableError is a runtime failure (1); --debug raises it."""
 
@@ -401,6 +414,7 @@ def test_npz_is_no_longer_written(workspace, capsys):
     assert_error(err, "the .npz format of sklearn-taskres 0.1 is deprecated")
 
 
+@pytest.mark.auto_precision
 def test_a_model_saved_by_release_0_1_still_predicts(workspace, capsys, tiny_model):
     """predict reads a .npz of 0.1, warning how to convert it."""
     legacy = Path(__file__).parent / "data" / "classifier-0.1.npz"
@@ -504,6 +518,7 @@ def test_unknown_attributes_of_the_package_are_named():
         sklearn_taskres.TaskResClassifer  # noqa: B018
 
 
+@pytest.mark.auto_precision
 def test_fit_class_weight_balanced(capsys, tmp_path, workspace, tiny):
     """fit --class-weight balanced weighs an imbalanced folder as class_weight="balanced"."""
     data = image_folder(tmp_path / "data", {"blue": (20, 40, 230), "red": (220, 30, 30)})

@@ -116,6 +116,7 @@ def test_unreachable_hub_switches_to_offline_for_the_load(monkeypatch):
     assert hub_constants.HF_HUB_OFFLINE is False
 
 
+@pytest.mark.auto_precision
 def test_unknown_model_name():
     match = "expected model to be an open_clip model name.*'ViT-Q-99'"
     with pytest.raises(ValueError, match=match):

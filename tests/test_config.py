@@ -74,6 +74,7 @@ def test_shrinking_the_bound_drops_the_least_recently_used(tiny_model, encoded_r
     assert len(FEATURES) == 0
 
 
+@pytest.mark.auto_precision
 def test_float16_halves_the_cache_and_stays_close(tiny_model):
     images, y = make_dataset(n_per_class=4, n_classes=3, seed=901)
     full = classifier(tiny_model).fit(images, y)
@@ -89,6 +90,7 @@ def test_float16_halves_the_cache_and_stays_close(tiny_model):
     assert half.predict_proba(images).dtype == full.predict_proba(images).dtype
 
 
+@pytest.mark.auto_precision
 def test_float16_results_do_not_depend_on_what_was_cached_before(tiny_model, encoded_rows):
     """Rounded entries are kept apart: float32 entries are never served as float16 ones."""
     images, y = make_dataset(n_per_class=4, n_classes=3, seed=902)
@@ -106,6 +108,7 @@ def test_float16_results_do_not_depend_on_what_was_cached_before(tiny_model, enc
     assert not np.array_equal(full.base_weights_, fresh.base_weights_)
 
 
+@pytest.mark.auto_precision
 def test_float16_on_disk_is_half_the_payload(tiny_model, tmp_path, encoded_rows):
     images, y = make_dataset(n_per_class=2, n_classes=3, seed=903)
     full_dir, half_dir = tmp_path / "full", tmp_path / "half"

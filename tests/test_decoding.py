@@ -263,6 +263,7 @@ def _fitted(tiny_model):
                              device="cpu", random_state=0).fit(images, y)
 
 
+@pytest.mark.auto_precision
 def test_a_pickle_carries_the_decoding_settings_where_the_process_has_not_set_them(tiny_model):
     """Unpickled, an estimator decodes as the process that pickled it, unless this one chose."""
     clf = _fitted(tiny_model)
@@ -287,6 +288,7 @@ def test_a_pickle_carries_the_decoding_settings_where_the_process_has_not_set_th
     assert chosen == "{'jpeg_draft': True, 'exif_orientation': True}"
 
 
+@pytest.mark.auto_precision
 def test_grid_search_workers_decode_with_the_settings_of_the_call(tiny_model, tmp_path):
     """GridSearchCV(n_jobs=2) in loky workers scores as in this process, settings included."""
     images, y = make_dataset(n_per_class=4, n_classes=3, seed=11)

@@ -41,6 +41,7 @@ def test_pooled_text_times_projection_is_clip_text_embedding(tiny_model):
     assert encoder.model.text_projection is not None  # restored after the call
 
 
+@pytest.mark.auto_precision
 def test_enhanced_base_changes_the_base_and_lowers_the_training_loss(make_clf):
     images, y = make_dataset(n_per_class=5, n_classes=3, seed=400)
     text = make_clf().fit(images, y)
@@ -49,6 +50,7 @@ def test_enhanced_base_changes_the_base_and_lowers_the_training_loss(make_clf):
     assert base_loss(enhanced, images, y) < base_loss(text, images, y)
 
 
+@pytest.mark.auto_precision
 def test_enhanced_base_is_deterministic(make_clf):
     images, y = make_dataset(n_per_class=5, n_classes=3, seed=401)
     a = make_clf(base="enhanced", batch_size=4).fit(images, y)

@@ -42,6 +42,7 @@ def encoder(tiny_model):
     return load_encoder(tiny_model, None, torch.device("cpu"))
 
 
+@pytest.mark.auto_precision
 def test_a_fresh_process_reads_instead_of_encoding(tiny_model, tmp_path, encoded_rows):
     """With cache_dir, a second run (empty memory cache) encodes nothing and fits the same."""
     images, y = make_dataset(n_per_class=3, n_classes=3, seed=700)

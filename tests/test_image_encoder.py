@@ -68,6 +68,7 @@ def test_defaults_are_the_classifiers():
         assert encoder[name] == classifier[name], name
 
 
+@pytest.mark.auto_precision
 def test_transform_gives_the_embeddings_the_classifier_trains_on(make_encoder, tiny_model):
     """head_.predict(encoder.transform(X)) is clf.predict(X), and no image is encoded twice."""
     images, y = make_dataset(n_per_class=4, n_classes=3, seed=2)
@@ -79,6 +80,7 @@ def test_transform_gives_the_embeddings_the_classifier_trains_on(make_encoder, t
     np.testing.assert_array_equal(clf.head_.predict(embeddings), clf.predict(images))
 
 
+@pytest.mark.auto_precision
 def test_a_second_transform_encodes_nothing(make_encoder, encoded_rows):
     """The feature cache serves a second transform, by a clone too."""
     images = make_images(5, seed=31)
@@ -89,6 +91,7 @@ def test_a_second_transform_encodes_nothing(make_encoder, encoded_rows):
     assert encoded_rows["rows"] == 5
 
 
+@pytest.mark.auto_precision
 def test_cache_dir_serves_a_later_process(make_encoder, encoded_rows, tmp_path):
     """With cache_dir, an empty memory cache still encodes nothing the second time."""
     images = make_images(4, seed=32)
@@ -99,6 +102,7 @@ def test_cache_dir_serves_a_later_process(make_encoder, encoded_rows, tmp_path):
     assert encoded_rows["rows"] == 0
 
 
+@pytest.mark.auto_precision
 def test_stateless_fit_and_feature_names(make_encoder):
     """transform needs no fit; fit returns self and learns nothing; one name per dimension."""
     encoder = make_encoder()
@@ -111,6 +115,7 @@ def test_stateless_fit_and_feature_names(make_encoder):
     np.testing.assert_array_equal(encoder.fit_transform(images), encoder.transform(images))
 
 
+@pytest.mark.auto_precision
 def test_pandas_output_names_the_columns(make_encoder):
     """set_output(transform="pandas") gives a DataFrame with the feature names."""
     pytest.importorskip("pandas")
@@ -118,6 +123,7 @@ def test_pandas_output_names_the_columns(make_encoder):
     assert frame.shape == (3, 32) and frame.columns[0] == "clipimageencoder0"
 
 
+@pytest.mark.auto_precision
 def test_linear_probe_pipeline_fits_searches_and_pickles(make_encoder):
     """make_pipeline(CLIPImageEncoder, LogisticRegression) is a linear probe on images."""
     images, y = make_dataset(n_per_class=6, n_classes=3, seed=3)
@@ -128,6 +134,7 @@ def test_linear_probe_pipeline_fits_searches_and_pickles(make_encoder):
     np.testing.assert_array_equal(loaded.predict(images), search.predict(images))
 
 
+@pytest.mark.auto_precision
 def test_embeddings_feed_a_taskres_head(make_encoder, tiny_model):
     """The embeddings are what TaskResHead fits on, as TaskResClassifier does inside."""
     images, y = make_dataset(n_per_class=4, n_classes=3, seed=4)
@@ -148,6 +155,7 @@ def test_bad_parameter_is_named(make_encoder):
         encoder.transform(make_images(1, seed=35))
 
 
+@pytest.mark.auto_precision
 def test_bad_image_is_named_by_index(make_encoder, tmp_path):
     """A missing file is an error naming its index and path."""
     images = [*make_images(1, seed=36), tmp_path / "missing.png"]
@@ -155,6 +163,7 @@ def test_bad_image_is_named_by_index(make_encoder, tmp_path):
         make_encoder().transform(images)
 
 
+@pytest.mark.auto_precision
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_encodes_on_the_cpu_with_a_warning(make_encoder):
     """device='cuda' on a CPU-only machine warns and encodes on the CPU, as predict does."""
@@ -164,6 +173,7 @@ def test_cuda_without_cuda_encodes_on_the_cpu_with_a_warning(make_encoder):
     np.testing.assert_array_equal(embeddings, make_encoder().transform(images))
 
 
+@pytest.mark.auto_precision
 def test_a_pickle_carries_the_model_config_and_decoding_settings(tiny_model, tiny_checkpoint):
     """Unpickled in a fresh process, the encoder finds its custom model and decodes as here."""
     images = make_images(2, seed=38)

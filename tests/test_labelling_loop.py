@@ -69,6 +69,7 @@ def image_paths(photos):
 # ---------------------------------------------------------------- zero-shot from names
 
 
+@pytest.mark.auto_precision
 def test_zero_shot_from_names_saves_the_text_classifier(loop, tiny_model):
     """zero-shot --classes -o saves zero_shot_classifier of the names, read with spaces."""
     classifier = load_model(loop["model"])
@@ -79,6 +80,7 @@ def test_zero_shot_from_names_saves_the_text_classifier(loop, tiny_model):
     np.testing.assert_array_equal(classifier.base_weights_, expected.base_weights_)
 
 
+@pytest.mark.auto_precision
 def test_zero_shot_from_a_classnames_file(loop, capsys, tmp_path):
     """--classnames-file without DIR: bare labels read with spaces, or label<TAB>name."""
     names = tmp_path / "names.txt"
@@ -113,6 +115,7 @@ def test_zero_shot_without_classes_or_output(loop, capsys, tmp_path, monkeypatch
 # ---------------------------------------------------------------- predict --output
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_predict_output_holds_the_printed_rows(loop, capsys, tmp_path, suffix):
     """--output FILE holds the rows predict prints, the model's fingerprint and the errors."""
@@ -148,6 +151,7 @@ def test_predict_output_holds_the_printed_rows(loop, capsys, tmp_path, suffix):
         assert len(list(output.glob("part-*.parquet"))) == -(-len(printed) // 5)
 
 
+@pytest.mark.auto_precision
 def test_a_rerun_resumes_the_file(loop, capsys, tmp_path):
     """A rerun skips the paths already in FILE, drops a cut last line and adds the others once."""
     output = tmp_path / "predictions.csv"
@@ -175,6 +179,7 @@ def test_a_rerun_resumes_the_file(loop, capsys, tmp_path):
     assert "wrote 0 row(s)" in err and "1 image(s) could not be read" in err
 
 
+@pytest.mark.auto_precision
 def test_a_file_of_another_model_is_refused(loop, capsys, tmp_path):
     """Resuming a file of another model (or without --proba) is refused; --overwrite restarts."""
     output = tmp_path / "predictions.jsonl"
@@ -217,6 +222,7 @@ def test_bad_output_options(loop, capsys, tmp_path, monkeypatch, argv, match):
     assert not (tmp_path / "out.txt").exists() and not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.auto_precision
 def test_printed_rows_stream_as_jsonl(loop, capsys):
     """--format jsonl prints one object per image, the unreadable one with its error."""
     status, out, _ = run(capsys, "predict", loop["model"], loop["photos"], "--format",
@@ -232,6 +238,7 @@ def _command():
     return [str(script)] if script.exists() else [sys.executable, "-m", "sklearn_taskres"]
 
 
+@pytest.mark.auto_precision
 def test_sigkill_at_half_then_resume(loop, capsys, tmp_path):
     """Killed at about half of 2,000 images and rerun, predict holds each path once, as one run."""
     photos = tmp_path / "many"
@@ -290,6 +297,7 @@ def predictions(loop, tmp_path_factory):
     return {"root": root, "photos": photos, "file": output}
 
 
+@pytest.mark.auto_precision
 def test_review_page_is_self_contained_and_escaped(predictions, capsys, tmp_path):
     """review writes thumbnails as data URIs, escapes file names and lists the bad file."""
     page = tmp_path / "report.html"
@@ -325,6 +333,7 @@ def test_review_orders_by_confidence_and_margin(predictions, capsys, tmp_path):
     assert positions == sorted(positions)
 
 
+@pytest.mark.auto_precision
 def test_review_needs_probabilities(loop, capsys, tmp_path):
     """review of a file without --proba is an input error (2)."""
     output = tmp_path / "labels.csv"
@@ -372,6 +381,7 @@ def _digests(folder):
             for path in Path(folder).rglob("*") if path.is_file()}
 
 
+@pytest.mark.auto_precision
 def test_sort_copies_into_class_folders_and_fit_reads_them(loop, predictions, capsys,
                                                            tmp_path):
     """sort copies every readable image to DEST/<label>/; fit DEST learns on them."""
@@ -460,6 +470,7 @@ def test_sort_refuses_labels_that_are_not_folder_names(capsys, tmp_path):
 # ---------------------------------------------------------------- the loop
 
 
+@pytest.mark.auto_precision
 def test_the_loop_from_names_to_class_folders(loop, capsys, tmp_path):
     """names -> zero-shot -> predict -> review -> label -> fit -> predict -> sort -> fit."""
     tiny = loop["tiny"]

@@ -60,6 +60,7 @@ def features(encoder, seed=3):
     return image_features(encoder, make_images(3, seed=seed))
 
 
+@pytest.mark.auto_precision
 def test_local_dir_loads_the_folder_weights_by_default(tiny_model, tiny_folder):
     """model='local-dir:...' alone (pretrained left at its default) loads the folder's weights."""
     encoder = load_encoder(f"local-dir:{tiny_folder}", "auto", CPU)
@@ -85,6 +86,7 @@ def test_relative_local_dir_is_made_absolute(tiny_folder, monkeypatch):
     assert encoder is load_encoder(f"local-dir:{tiny_folder}", "auto", CPU)
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize("pretrained", ["openai", "laion2b_s34b_b79k", "__file__"])
 def test_a_tag_or_file_with_a_schema_is_an_error(tiny_folder, pretrained):
     """open_clip would ignore them silently; we say why they cannot apply."""
@@ -120,6 +122,7 @@ def test_local_dir_identity_follows_the_files(tiny_folder, tmp_path):
     assert rewritten is not other and rewritten.identity != other.identity
 
 
+@pytest.mark.auto_precision
 def test_a_hub_model_in_the_local_cache_loads_offline(tiny_model, tiny_folder, hub_cache):
     """hf-hub:org/repo reads the cached snapshot without a network."""
     cache_repo(hub_cache, tiny_folder)
@@ -179,6 +182,7 @@ def test_a_logit_bias_leaves_the_softmax_unchanged(siglip_model):
                                rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.auto_precision
 def test_saved_and_pickled_local_dir_models_load_in_a_fresh_process(tiny_folder, tmp_path):
     """The name finds the model again: nothing to register in the loading process."""
     images, y = make_dataset(n_per_class=2, n_classes=2, seed=8)
@@ -207,6 +211,7 @@ def test_saved_and_pickled_local_dir_models_load_in_a_fresh_process(tiny_folder,
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+@pytest.mark.auto_precision
 def test_the_cli_fits_a_local_dir_model(tiny_folder, tmp_path, capsys):
     """--model local-dir:... with the default --pretrained."""
     from PIL import Image
@@ -262,6 +267,7 @@ def test_the_identity_holds_no_object_address(tiny_model, monkeypatch):
     assert not re.search(r" at 0x[0-9a-f]+", repr(encoder.identity))
 
 
+@pytest.mark.auto_precision
 def test_the_cli_says_how_to_use_a_hub_model_offline(hub_cache, tmp_path, capsys):
     """A hub model missing offline: exit 1, and the way out is a local-dir: folder."""
     from PIL import Image

@@ -48,8 +48,10 @@ def encoder_calls(monkeypatch):
 @pytest.fixture
 def fitted(tiny_model):
     images, y = make_dataset(n_per_class=2, n_classes=3, seed=21)
+    # What is kept and encoded again is the subject, not the arithmetic: one precision
+    # on every CPU.
     return TaskResClassifier(CLASSES, model=tiny_model, pretrained=None, max_iter=2,
-                             device="cpu", random_state=0).fit(images, y)
+                             device="cpu", precision="fp32", random_state=0).fit(images, y)
 
 
 def write_files(directory, n, seed=0):
@@ -98,7 +100,7 @@ def test_a_bad_file_in_fit_leaves_the_estimator_unfitted_and_the_batches_before_
     paths.insert(2 * BATCH + 5, str(tmp_path / "images" / "bad.png"))
     y = np.arange(len(paths)) % 3
     clf = TaskResClassifier(CLASSES, model=tiny_model, pretrained=None, max_iter=2,
-                            device="cpu", random_state=0)
+                            device="cpu", precision="fp32", random_state=0)
     FEATURES.clear()
     with pytest.raises(ValueError, match=rf"X\[{2 * BATCH + 5}\]: .*bad\.png"):
         clf.fit(paths, y)

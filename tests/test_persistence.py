@@ -83,6 +83,7 @@ def test_the_file_is_a_skops_file_other_tools_read(head_data, tmp_path):
     ({10: "red", 20: "green", 30: "blue"}, [10, 20, 30]),
     ({"r": "red", 2: "green", 3.5: "blue"}, ["r", 2, 3.5]),
 ])
+@pytest.mark.auto_precision
 def test_classifier_round_trip(tiny_model, tmp_path, classnames, labels):
     images, y = make_dataset(n_per_class=2, n_classes=3, seed=600)
     labels = np.array(labels, dtype=object)[y]
@@ -241,6 +242,7 @@ def test_a_head_saved_by_release_0_1_loads_with_a_deprecation_warning():
                                rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.auto_precision
 def test_a_classifier_saved_by_release_0_1_loads_and_converts(tiny_model, tmp_path):
     expected = np.load(DATA / "expected-0.1.npz")
     with pytest.warns(FutureWarning, match="deprecated"):

@@ -2,7 +2,6 @@
 
 import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -52,7 +51,8 @@ def test_on_the_cpu_decoding_and_encoding_take_turns(monkeypatch):
 
 def test_beside_a_device_the_next_batch_decodes_while_one_encodes(monkeypatch):
     """An encoder on a device of its own: the CPU decodes the next batch meanwhile."""
-    assert run("meta", 10, monkeypatch) == [(4, 8), (8, 10), (10, 10)]
+    seen = run("meta", 10, monkeypatch)
+    assert [after for _, after in seen] == [8, 10, 10]
 
 
 def test_files_are_hashed_on_every_core_and_the_first_bad_one_is_named(tmp_path, monkeypatch):

@@ -93,6 +93,7 @@ def test_auto_on_the_cpu_follows_the_bf16_units(monkeypatch, has_units, expected
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
 
 
+@pytest.mark.auto_precision
 def test_the_cpu_probe_asks_torch_for_amx_and_avx512_bf16(monkeypatch):
     monkeypatch.delenv(clip_encoder.NATIVE_BF16_ENV, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
@@ -102,6 +103,7 @@ def test_the_cpu_probe_asks_torch_for_amx_and_avx512_bf16(monkeypatch):
     assert native_bf16(torch.device("cpu"))
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize("answer, expected", [("yes", "bf16"), ("no", "fp32"), (" No ", "fp32")])
 def test_the_environment_answers_for_the_cpu(monkeypatch, answer, expected):
     """$SKLEARN_TASKRES_NATIVE_BF16 replaces torch's probe, whatever the CPU has."""
@@ -113,6 +115,7 @@ def test_the_environment_answers_for_the_cpu(monkeypatch, answer, expected):
     assert resolve_precision("auto", torch.device("cpu")) == expected
 
 
+@pytest.mark.auto_precision
 def test_a_bad_answer_in_the_environment_is_named(monkeypatch):
     monkeypatch.setenv("SKLEARN_TASKRES_NATIVE_BF16", "maybe")
     with pytest.raises(ValueError, match=r"expected \$SKLEARN_TASKRES_NATIVE_BF16 to be 'yes', "

@@ -57,6 +57,7 @@ def test_a_shipped_name_registered_with_another_config_is_carried(monkeypatch):
     assert custom_model_config("RN50")["embed_dim"] == changed["embed_dim"]
 
 
+@pytest.mark.auto_precision
 def test_unpickling_registers_an_unknown_config(monkeypatch, data):
     """An unfitted and a fitted classifier unpickle where the name is unknown, and predict."""
     config = _register("TravelUnpickledCLIP")
@@ -72,6 +73,7 @@ def test_unpickling_registers_an_unknown_config(monkeypatch, data):
     np.testing.assert_allclose(pickle.loads(blob).predict_proba(data[0]), expected, rtol=1e-6)
 
 
+@pytest.mark.auto_precision
 def test_load_model_registers_an_unknown_config(monkeypatch, data, tmp_path):
     """The pickle-free format carries the config too."""
     config = _register("TravelSavedCLIP")
@@ -83,6 +85,7 @@ def test_load_model_registers_an_unknown_config(monkeypatch, data, tmp_path):
     np.testing.assert_array_equal(loaded.predict(data[0]), fitted.predict(data[0]))
 
 
+@pytest.mark.auto_precision
 def test_a_different_config_under_the_same_name_is_refused(data, tmp_path):
     """Loading never swaps one model for another: both configs are named."""
     _register("TravelClashCLIP")
@@ -98,6 +101,7 @@ def test_a_different_config_under_the_same_name_is_refused(data, tmp_path):
         load_model(tmp_path / "model.skops")
 
 
+@pytest.mark.auto_precision
 def test_grid_search_in_worker_processes_matches_one_process(data):
     """GridSearchCV(n_jobs=2) fits a custom model in loky workers that never registered it."""
     _register("TravelGridCLIP")
@@ -112,6 +116,7 @@ def test_grid_search_in_worker_processes_matches_one_process(data):
                                serial.best_estimator_.residual_, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.auto_precision
 def test_pickling_leaves_the_estimator_as_it_was(data):
     """The format version and the config go into the pickle, not into the estimator."""
     _register("TravelUntouchedCLIP")

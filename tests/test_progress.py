@@ -3,12 +3,14 @@
 import logging
 
 import numpy as np
+import pytest
 from helpers import make_dataset
 
 from sklearn_taskres import TaskResClassifier, TaskResHead
 from sklearn_taskres._features import FEATURES
 
 
+@pytest.mark.auto_precision
 def test_silent_by_default(tiny_model, capfd):
     images, y = make_dataset(n_per_class=2, n_classes=2, seed=800)
     TaskResClassifier(["a", "b"], model=tiny_model, pretrained=None, max_iter=3,
@@ -18,6 +20,7 @@ def test_silent_by_default(tiny_model, capfd):
     assert "Encoding" not in err and "Training" not in err
 
 
+@pytest.mark.auto_precision
 def test_verbose_shows_encoding_and_training_progress(tiny_model, capfd, monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     FEATURES.clear()
@@ -37,6 +40,7 @@ def test_tqdm_disable_silences_the_bars(capfd, monkeypatch):
     assert "Training" not in capfd.readouterr().err
 
 
+@pytest.mark.auto_precision
 def test_messages_go_to_the_package_logger(tiny_model, caplog):
     FEATURES.clear()
     images, y = make_dataset(n_per_class=2, n_classes=2, seed=802)

@@ -60,6 +60,7 @@ def _by_id(rows):
     return [row for row in sorted(rows, key=lambda row: row["id"])]
 
 
+@pytest.mark.auto_precision
 def test_predict_dataset_adds_labels_and_probabilities(fitted, data):
     """Every row and column comes back, with the labels and probabilities of predict."""
     images, y = data
@@ -74,6 +75,7 @@ def test_predict_dataset_adds_labels_and_probabilities(fitted, data):
                                fitted.predict_proba(images), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.auto_precision
 def test_predict_dataset_reads_paths_and_names_a_corrupt_file(fitted, data, tmp_path):
     """A column of file paths is decoded by the workers; a corrupt file is named."""
     images, _ = data
@@ -95,6 +97,7 @@ def test_predict_dataset_reads_paths_and_names_a_corrupt_file(fitted, data, tmp_
         predict_dataset(fitted, broken, image_column="img", concurrency=1).take_all()
 
 
+@pytest.mark.auto_precision
 def test_the_workers_decode_with_the_settings_of_the_call(fitted, data, tmp_path):
     """exif_orientation set on the driver reaches the workers of both helpers."""
     from sklearn_taskres import config_context
@@ -122,6 +125,7 @@ def test_the_workers_decode_with_the_settings_of_the_call(fitted, data, tmp_path
     assert not np.allclose(sideways, np.stack([row["proba"] for row in rows]), rtol=1e-4)
 
 
+@pytest.mark.auto_precision
 def test_encode_dataset_gives_the_classifier_s_features(fitted, data, tiny_model):
     """head_.predict on the embeddings equals predict on the images."""
     images, _ = data
@@ -135,6 +139,7 @@ def test_encode_dataset_gives_the_classifier_s_features(fitted, data, tiny_model
                                fitted.predict_proba(images), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize("augment_views", [0, 2])
 def test_fit_dataset_equals_fit_in_row_order(tiny_model, data, augment_views):
     """Encoded on the cluster, gathered in row order: the residual of fit, minibatches and all."""
@@ -149,6 +154,7 @@ def test_fit_dataset_equals_fit_in_row_order(tiny_model, data, augment_views):
     assert estimator.loss_curve_ == pytest.approx(expected.loss_curve_, rel=1e-5)
 
 
+@pytest.mark.auto_precision
 def test_fit_dataset_takes_sample_weights_from_a_column(tiny_model, data):
     """weight_column is sample_weight: the residual of fit with those weights."""
     images, y = data
@@ -200,6 +206,7 @@ def _map_workers():
     return workers
 
 
+@pytest.mark.auto_precision
 def test_a_worker_killed_mid_run_loses_and_repeats_no_row(fitted, data):
     """SIGKILL a worker during predict_dataset: every row comes back exactly once, correctly."""
     images, _ = data
@@ -260,6 +267,7 @@ def _cli(capsys, *argv):
     return status, out, err
 
 
+@pytest.mark.auto_precision
 def test_cli_predict_on_ray_prints_the_same_rows(capsys, model_and_images):
     """predict --ray local prints what predict prints, row for row."""
     model, folder = model_and_images
@@ -275,6 +283,7 @@ def test_cli_predict_on_ray_prints_the_same_rows(capsys, model_and_images):
         assert mine["proba"] == pytest.approx(theirs["proba"], rel=1e-5, abs=1e-7)
 
 
+@pytest.mark.auto_precision
 def test_cli_predict_on_ray_writes_parquet_to_a_new_folder(capsys, model_and_images, tmp_path):
     """--output DIR writes Parquet; an existing folder with files is refused, never overwritten."""
     import pyarrow.parquet as pq
@@ -305,6 +314,7 @@ def joblib_predict(model, paths):
     return joblib.load(model).predict(paths)
 
 
+@pytest.mark.auto_precision
 def test_encode_dataset_takes_a_local_dir_model(tiny_folder, data):
     """A local-dir: model (config and weights in a folder) encodes as the classifier does."""
     images, y = data

@@ -25,6 +25,7 @@ def two_nodes():
     cluster.shutdown()
 
 
+@pytest.mark.auto_precision
 def test_two_nodes_give_the_rows_of_one_and_both_work(two_nodes, tiny_model):
     """One 2-CPU worker per node: the same labels as predict, and Ray's stats show two nodes.
 

@@ -52,6 +52,7 @@ def test_base_weights_of_the_wrong_shape():
         TaskResHead(np.zeros(3), device="cpu").fit(X, [0, 1, 0, 1])
 
 
+@pytest.mark.auto_precision
 def test_failed_fit_on_a_corrupt_image_keeps_the_previous_model(make_clf, tmp_path):
     images, y = make_dataset(n_per_class=2, n_classes=3, seed=501)
     clf = make_clf().fit(images, y)
@@ -64,6 +65,7 @@ def test_failed_fit_on_a_corrupt_image_keeps_the_previous_model(make_clf, tmp_pa
     np.testing.assert_array_equal(clf.classes_, classes)
 
 
+@pytest.mark.auto_precision
 def test_mixed_kinds_in_one_list_are_the_same_images(make_clf, tmp_path):
     """Paths, PIL images and arrays may be mixed, at fit and at predict: same pixels, same
     predictions."""

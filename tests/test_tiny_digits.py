@@ -37,6 +37,7 @@ def zero_shot_and_taskres(model, pretrained, X_train, y_train, X_test, y_test):
             taskres.fit(X_train, y_train).score(X_test, y_test))
 
 
+@pytest.mark.auto_precision
 def test_zero_shot_reads_held_out_digits(tiny_digits_clip):
     """From the class names alone, the trained tiny CLIP reads digits it never saw."""
     X, y = load_held_out_digits()
@@ -46,6 +47,7 @@ def test_zero_shot_reads_held_out_digits(tiny_digits_clip):
     assert zero_shot.fit(X[:20], y[:20]).score(X, y) > 0.8
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_taskres_improves_on_zero_shot_in_an_unseen_style(tiny_digits_clip, seed):
     """4 labelled digits per class in a new style: TaskRes beats zero-shot by a clear margin."""
