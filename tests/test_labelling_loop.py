@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,27 @@ def test_a_file_of_another_model_is_refused(loop, capsys, tmp_path):
     assert {row["label"] for row in rows} <= {*COLOURS, None}
 
 
+def test_a_file_of_the_zero_shot_model_is_not_resumed_by_the_fitted_one(loop, capsys,
+                                                                        tmp_path):
+    """Same classes, names and base but another residual: another model, its file refused."""
+    zero_shot = tmp_path / "zero_shot.skops"
+    assert run(capsys, "zero-shot", "--classes", *sorted(COLOURS), "-o", zero_shot,
+               *loop["tiny"])[0] == 0
+    before, after = load_model(zero_shot), load_model(loop["fitted"])
+    assert before.classes_.tolist() == after.classes_.tolist()
+    np.testing.assert_array_equal(before.base_weights_, after.base_weights_)
+    assert not before.residual_.any() and after.residual_.any()
+    output = tmp_path / "predictions.csv"
+    assert run(capsys, "predict", zero_shot, loop["photos"] / "roll1", "--proba", "--output",
+               output)[0] == 0
+    written = output.read_bytes()
+    status, _, err = run(capsys, "predict", loop["fitted"], loop["photos"], "--proba",
+                         "--output", output)
+    assert status == 2 and output.read_bytes() == written
+    assert f"got rows of the model(s) ['{model_fingerprint(before)}']" in err
+    assert model_fingerprint(before) != model_fingerprint(after)
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [
@@ -304,6 +326,51 @@ def test_review_page_is_self_contained_and_escaped(predictions, capsys, tmp_path
     for label in COLOURS:
         count = sum(row["label"] == label for row in rows)
         assert f'<td class="n">{count}</td>' in text
+
+
+class _Captions(HTMLParser):
+    """The text of every ``<span class="label">`` of a page, and the tags it opens."""
+
+    def __init__(self):
+        super().__init__()
+        self.labels, self.tags, self._in_label = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._in_label = tag == "span" and ("class", "label") in attrs
+        if self._in_label:
+            self.labels.append("")
+
+    def handle_endtag(self, tag):
+        self._in_label = False
+
+    def handle_data(self, data):
+        if self._in_label:
+            self.labels[-1] += data
+
+
+def test_review_page_shows_hostile_labels_as_text(capsys, tmp_path):
+    """Labels come from folder and file names: the page shows <b>x</b> as text, never markup."""
+    classes = ["<b>x</b>", 'say "hi" & <i>bye</i>']
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(image)
+    output = tmp_path / "p.csv"
+    with open(output, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", *(f"proba_{label}" for label in classes), "error",
+                         "model"])
+        writer.writerow([str(image), classes[0], 0.7, 0.3, "", "0123"])
+        writer.writerow([str(image) + ".2", classes[1], 0.4, 0.6, "", "0123"])
+    page = tmp_path / "review.html"
+    status, _, err = run(capsys, "review", output, "-o", page, "--next", "2")
+    assert status == 0, err
+    text = page.read_text()
+    parser = _Captions()
+    parser.feed(text)
+    assert not {"b", "i"} & set(parser.tags)
+    # Two figures each ("label these next" and their class), a caption with their label.
+    assert sorted(parser.labels) == sorted(classes * 2)
+    assert "&lt;b&gt;x&lt;/b&gt;" in text
 
 
 def test_review_orders_by_confidence_and_margin(predictions, capsys, tmp_path):
@@ -419,6 +486,32 @@ def test_sort_min_proba_and_link(predictions, capsys, tmp_path):
     assert all(path.resolve().is_relative_to(predictions["photos"].resolve())
                for path in links + parked)
     assert f"{len(unsure)} below --min-proba" in out
+
+
+def test_sort_never_replaces_a_file_of_the_same_name(capsys, tmp_path):
+    """Two different photo.png of one class: both kept, as photo.png and photo-1.png."""
+    photos = [tmp_path / "phone" / "photo.png", tmp_path / "camera" / "photo.png",
+              tmp_path / "camera" / "other.png"]
+    for seed, path in enumerate(photos):
+        path.parent.mkdir(exist_ok=True)
+        colour = np.random.RandomState(seed).randint(0, 256, 3)
+        Image.new("RGB", (8, 8), tuple(int(c) for c in colour)).save(path)
+    output = tmp_path / "p.csv"
+    with open(output, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", "error", "model"])
+        for path in photos:
+            writer.writerow([str(path), "cat", "", "0123"])
+    dest = tmp_path / "sorted"
+    for _ in range(2):
+        status, out, err = run(capsys, "sort", output, dest)
+        assert status == 0, err
+        assert sorted(path.name for path in (dest / "cat").iterdir()) == [
+            "other.png", "photo-1.png", "photo.png"]
+        assert (dest / "cat" / "photo.png").read_bytes() == photos[0].read_bytes()
+        assert (dest / "cat" / "photo-1.png").read_bytes() == photos[1].read_bytes()
+        assert (dest / "cat" / "other.png").read_bytes() == photos[2].read_bytes()
+    assert "copied 0 image(s)" in out and "(3 already there)" in out
 
 
 @pytest.mark.parametrize("where", ["inside", "around", "review inside"])
