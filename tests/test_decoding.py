@@ -141,6 +141,34 @@ def test_large_jpegs_decode_at_the_smallest_scale_keeping_twice_the_input(encode
     assert not np.array_equal(full, drafted)  # two entries, two decodes
 
 
+def test_predict_drafts_a_jpeg_to_twice_the_input_not_once(tiny_model, tmp_path,
+                                                         monkeypatch):
+    """Through predict, a 400x300 JPEG reaches preprocessing at 1/4 (100x75), not 1/8 (50x38).
+
+    1/8 would keep both sides above the 32-pixel input but not above twice it.
+    """
+    from sklearn_taskres import clear_feature_cache, zero_shot_classifier
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(smooth_picture(400, 300)).save(path, quality=90)
+    clf = zero_shot_classifier(["a", "b"], model=tiny_model, pretrained=None, device="cpu",
+                               precision="fp32")
+    encoder = clf._encoder(torch.device("cpu"))
+    assert encoder.image_size == (32, 32)
+    sizes, preprocess = [], encoder.preprocess
+
+    def recording(image):
+        sizes.append(image.size)
+        return preprocess(image)
+
+    monkeypatch.setattr(encoder, "preprocess", recording)
+    clear_feature_cache()
+    clf.predict([str(path)])
+    with config_context(jpeg_draft=False):
+        clf.predict([str(path)])
+    assert sizes == [(100, 75), (400, 300)]
+
+
 def test_with_both_settings_off_and_fp32_the_features_are_the_former_ones(encoder, tmp_path):
     """Both off: the keys and the features of a full decode without transpose, bit for bit."""
     upright = upright_picture(300, 200)
