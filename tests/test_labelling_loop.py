@@ -138,7 +138,9 @@ def test_predict_output_holds_the_printed_rows(loop, capsys, tmp_path, suffix):
             assert row["proba"] is None and row["label"] is None
             assert "cannot decode the image file" in row["error"]
         else:
-            np.testing.assert_allclose(row["proba"], list(expected["proba"].values()))
+            # Batches of 5 and of 13 images round differently in the last bits.
+            np.testing.assert_allclose(row["proba"], list(expected["proba"].values()),
+                                       rtol=1e-5)
     if suffix == ".parquet":
         import pandas as pd
 
