@@ -1,9 +1,13 @@
 """The labelling loop on the command line: zero-shot from names, predict --output, review, sort."""
 
+import base64
 import csv
 import hashlib
+import html
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -148,14 +152,16 @@ def test_predict_output_holds_the_printed_rows(loop, capsys, tmp_path, suffix):
         assert len(list(output.glob("part-*.parquet"))) == -(-len(printed) // 5)
 
 
-def test_a_rerun_resumes_the_file(loop, capsys, tmp_path):
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_rerun_resumes_the_file(loop, capsys, tmp_path, suffix):
     """A rerun skips the paths already in FILE, drops a cut last line and adds the others once."""
-    output = tmp_path / "predictions.csv"
+    output = tmp_path / f"predictions{suffix}"
     roll = loop["photos"] / "roll1"
     status, _, _ = run(capsys, "predict", loop["model"], roll, "--proba", "--output", output)
     assert status == 0
-    with open(output, "a") as file:
-        file.write(f"{loop['photos']}/roll2/img0.png,red,0.5")  # what a kill leaves
+    cut = str(loop["photos"] / "roll2" / "img0.png")
+    with open(output, "a") as file:  # what a kill leaves
+        file.write(f"{cut},red,0.5" if suffix == ".csv" else f'{{"path": "{cut}", "label": "r')
     status, _, err = run(capsys, "predict", loop["model"], loop["photos"], "--proba",
                          "--output", output)
     assert status == 3
@@ -221,6 +227,28 @@ def test_a_file_of_the_zero_shot_model_is_not_resumed_by_the_fitted_one(loop, ca
     assert status == 2 and output.read_bytes() == written
     assert f"got rows of the model(s) ['{model_fingerprint(before)}']" in err
     assert model_fingerprint(before) != model_fingerprint(after)
+
+
+def test_an_image_named_twice_has_one_row(loop, capsys, tmp_path):
+    """An image given twice (its folder and itself) is predicted once into FILE."""
+    output = tmp_path / "predictions.csv"
+    roll = loop["photos"] / "roll1"
+    status, _, err = run(capsys, "predict", loop["model"], roll, roll / "img0.png", "--output",
+                         output)
+    assert status == 0, err
+    assert sorted(row["path"] for row in read_predictions(output)[1]) == image_paths(roll)
+
+
+def test_a_model_whose_weights_moved_resumes_its_file(loop, capsys, tmp_path, tiny_checkpoint):
+    """--pretrained FILE (the same weights, read from elsewhere) and --device resume the file."""
+    output = tmp_path / "predictions.csv"
+    assert run(capsys, "predict", loop["model"], loop["photos"] / "roll1", "--output",
+               output)[0] == 0
+    status, _, err = run(capsys, "predict", loop["model"], loop["photos"], "--output", output,
+                         "--pretrained", tiny_checkpoint, "--device", "cpu")
+    assert status == 3, err
+    assert f"resuming {output}: {N_PER_CLASS} image(s) already there" in err
+    assert len(read_predictions(output)[1]) == len(image_paths(loop["photos"]))
 
 
 @pytest.mark.parametrize(
@@ -386,9 +414,40 @@ def test_review_orders_by_confidence_and_margin(predictions, capsys, tmp_path):
     good = [row for row in rows if row["error"] is None]
     margins = sorted(good, key=lambda row: (confidence(row["proba"])[2], row["path"]))
     section = text.split('id="next"')[1].split("<h2")[0]
-    positions = [section.index(f'title="{row["path"]}"'.replace("<", "&lt;").replace(
-        ">", "&gt;")) for row in margins[:3]]
+    positions = [section.index(f'title="{html.escape(row["path"])}"') for row in margins[:3]]
     assert positions == sorted(positions)
+    for index, label in enumerate(classes):
+        section = text.split(f'id="class-{index}"')[1].split("<h2")[0]
+        least = sorted((confidence(row["proba"])[0], row["path"]) for row in good
+                       if row["label"] == label)[:2]
+        assert section.count("<figure") == len(least)
+        positions = [section.index(f'title="{html.escape(path)}"') for _, path in least]
+        assert positions == sorted(positions), label
+
+
+def test_review_thumbnails_are_upright(capsys, tmp_path):
+    """A photo stored sideways with EXIF orientation 6 shows upright on the review page."""
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[:, :30], upright[:, 30:] = (220, 30, 30), (30, 60, 230)  # red left, blue right
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a camera held upright stores the picture turned
+    photo = tmp_path / "sideways.jpg"
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(photo, exif=exif,
+                                                                         quality=95)
+    output = tmp_path / "p.csv"
+    with open(output, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", "proba_a", "proba_b", "error", "model"])
+        writer.writerow([str(photo), "a", 0.9, 0.1, "", "0123"])
+    page = tmp_path / "review.html"
+    status, _, err = run(capsys, "review", output, "-o", page, "--next", "0",
+                         "--thumbnail-size", "60")
+    assert status == 0, err
+    (uri,) = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page.read_text())
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"), int)
+    assert shown.shape == (40, 60, 3)
+    left, right = shown[:, :20].mean(axis=(0, 1)), shown[:, 40:].mean(axis=(0, 1))
+    assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
 
 
 def test_review_needs_probabilities(loop, capsys, tmp_path):
@@ -488,6 +547,11 @@ def test_sort_min_proba_and_link(predictions, capsys, tmp_path):
     assert all(path.resolve().is_relative_to(predictions["photos"].resolve())
                for path in links + parked)
     assert f"{len(unsure)} below --min-proba" in out
+    status, _, _ = run(capsys, "sort", predictions["file"], dest, "--min-proba", threshold,
+                       "--link")  # a rerun links nothing again
+    assert status == 3
+    assert len([path for path in dest.rglob("*") if path.is_symlink()]) == len(links)
+    assert len([path for path in review.rglob("*") if path.is_symlink()]) == len(parked)
 
 
 def test_sort_never_replaces_a_file_of_the_same_name(capsys, tmp_path):
@@ -535,15 +599,16 @@ def test_sort_refuses_a_destination_inside_the_sources(predictions, capsys, tmp_
     assert not (tmp_path / "sorted").exists()
 
 
-def test_sort_refuses_labels_that_are_not_folder_names(capsys, tmp_path):
-    """A label with a slash (or a leading dot) cannot be a class folder: refused (2)."""
+@pytest.mark.parametrize("label", ["../up", ".hidden", "a\\b", ".."])
+def test_sort_refuses_labels_that_are_not_folder_names(capsys, tmp_path, label):
+    """A label with a slash (or a leading dot, which fit skips) is no class folder: refused (2)."""
     image = tmp_path / "a.png"
     Image.new("RGB", (4, 4)).save(image)
     output = tmp_path / "p.csv"
     with open(output, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["path", "label", "error", "model"])
-        writer.writerow([str(image), "../up", "", "0123"])
+        writer.writerow([str(image), label, "", "0123"])
     status, _, err = run(capsys, "sort", output, tmp_path / "dest")
     assert status == 2 and "expected labels that can be folder names" in err
     assert not (tmp_path / "dest").exists()
