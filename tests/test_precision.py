@@ -124,6 +124,11 @@ def test_the_cuda_probe_of_a_torch_without_including_emulation(monkeypatch):
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
 
 
+def test_auto_on_a_device_without_a_probe_is_fp32():
+    """"auto" on a device whose bf16 cannot be probed (Apple's mps) is fp32."""
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+
+
 def test_auto_is_resolved_where_the_classifier_runs(tiny_model, monkeypatch):
     """A classifier fitted with "auto" keeps "auto": another machine resolves it again."""
     clf = TaskResClassifier(["a", "b"], model=tiny_model, pretrained=None, device="cpu")
