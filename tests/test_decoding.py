@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV
 
 from sklearn_taskres import TaskResClassifier, config_context, get_config, set_config
 from sklearn_taskres._clip import load_encoder
-from sklearn_taskres._features import FEATURES, image_features
+from sklearn_taskres._features import FEATURES, augmented_image_features, image_features
 from sklearn_taskres._images import Decoding, image_sources, image_suffixes
 
 ORIENTATION = 0x0112
@@ -141,6 +141,60 @@ def test_large_jpegs_decode_at_the_smallest_scale_keeping_twice_the_input(encode
     assert not np.array_equal(full, drafted)  # two entries, two decodes
 
 
+def test_predict_drafts_a_jpeg_to_twice_the_input_not_once(tiny_model, tmp_path,
+                                                         monkeypatch):
+    """Through predict, a 400x300 JPEG reaches preprocessing at 1/4 (100x75), not 1/8 (50x38).
+
+    1/8 would keep both sides above the 32-pixel input but not above twice it.
+    """
+    from sklearn_taskres import clear_feature_cache, zero_shot_classifier
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(smooth_picture(400, 300)).save(path, quality=90)
+    clf = zero_shot_classifier(["a", "b"], model=tiny_model, pretrained=None, device="cpu",
+                               precision="fp32")
+    encoder = clf._encoder(torch.device("cpu"))
+    assert encoder.image_size == (32, 32)
+    sizes, preprocess = [], encoder.preprocess
+
+    def recording(image):
+        sizes.append(image.size)
+        return preprocess(image)
+
+    monkeypatch.setattr(encoder, "preprocess", recording)
+    clear_feature_cache()
+    clf.predict([str(path)])
+    with config_context(jpeg_draft=False):
+        clf.predict([str(path)])
+    assert sizes == [(100, 75), (400, 300)]
+
+
+def test_a_jpeg_has_a_key_of_its_own_exactly_when_the_draft_changes_its_size(tmp_path):
+    """Drafted JPEGs (a side of 128 halves to 64) never share the features of a full decode."""
+    draft, full = Decoding(draft_size=64), Decoding()
+    drafted = []
+    for width, height in [(127, 200), (128, 128), (200, 127), (255, 300), (256, 256)]:
+        path = tmp_path / f"{width}x{height}.jpg"
+        Image.fromarray(smooth_picture(width, height)).save(path, quality=90)
+        (source,) = image_sources([str(path)])
+        changed = source.load(draft).size != source.load(full).size
+        assert (source.key(draft) != source.key(full)) is changed, (width, height)
+        drafted.append(changed)
+    assert drafted == [False, True, False, True, True]
+
+
+def test_augmented_views_decode_at_full_size_whatever_jpeg_draft_says(encoder, tmp_path,
+                                                                       encoded_rows):
+    """A random crop may zoom in far: the views of a large JPEG come from its full decode."""
+    path = str(tmp_path / "large.jpg")
+    Image.fromarray(smooth_picture(600, 400)).save(path, quality=90)
+    with config_context(jpeg_draft=False):
+        full = augmented_image_features(encoder, [path], 2, seed=0)
+    drafted = augmented_image_features(encoder, [path], 2, seed=0)
+    np.testing.assert_array_equal(drafted, full)
+    assert encoded_rows["rows"] == 2  # one entry per view, whatever the setting
+
+
 def test_with_both_settings_off_and_fp32_the_features_are_the_former_ones(encoder, tmp_path):
     """Both off: the keys and the features of a full decode without transpose, bit for bit."""
     upright = upright_picture(300, 200)
@@ -198,6 +252,21 @@ def test_an_mpo_file_is_its_first_frame_without_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert source.load(Decoding()).size == picture.size
+
+
+def test_a_large_mpo_photo_is_drafted_as_a_jpeg(tmp_path):
+    """A phone's MPO file decodes at reduced DCT scale as a JPEG does, with a key of its own."""
+    picture = Image.fromarray(smooth_picture(512, 384))
+    path = tmp_path / "photo.jpg"
+    try:
+        picture.save(path, format="MPO", save_all=True, append_images=[picture.rotate(90)])
+    except (KeyError, ValueError, OSError):
+        pytest.skip("this Pillow cannot write MPO files")
+    (source,) = image_sources([str(path)])
+    assert source.header[0] == "MPO"
+    draft = Decoding(draft_size=64)
+    assert source.load(draft).size == (128, 96)
+    assert source.key(draft) != source.key(Decoding())
 
 
 @pytest.mark.parametrize("suffix, feature", [(".webp", "webp"), (".avif", "avif")])

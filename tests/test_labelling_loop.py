@@ -1,14 +1,19 @@
 """The labelling loop on the command line: zero-shot from names, predict --output, review, sort."""
 
+import base64
 import csv
 import hashlib
+import html
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -152,14 +157,16 @@ def test_predict_output_holds_the_printed_rows(loop, capsys, tmp_path, suffix):
 
 
 @pytest.mark.auto_precision
-def test_a_rerun_resumes_the_file(loop, capsys, tmp_path):
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_rerun_resumes_the_file(loop, capsys, tmp_path, suffix):
     """A rerun skips the paths already in FILE, drops a cut last line and adds the others once."""
-    output = tmp_path / "predictions.csv"
+    output = tmp_path / f"predictions{suffix}"
     roll = loop["photos"] / "roll1"
     status, _, _ = run(capsys, "predict", loop["model"], roll, "--proba", "--output", output)
     assert status == 0
-    with open(output, "a") as file:
-        file.write(f"{loop['photos']}/roll2/img0.png,red,0.5")  # what a kill leaves
+    cut = str(loop["photos"] / "roll2" / "img0.png")
+    with open(output, "a") as file:  # what a kill leaves
+        file.write(f"{cut},red,0.5" if suffix == ".csv" else f'{{"path": "{cut}", "label": "r')
     status, _, err = run(capsys, "predict", loop["model"], loop["photos"], "--proba",
                          "--output", output)
     assert status == 3
@@ -205,6 +212,49 @@ def test_a_file_of_another_model_is_refused(loop, capsys, tmp_path):
     classes, rows = read_predictions(output)
     assert classes is None and len(rows) == len(image_paths(loop["photos"]))
     assert {row["label"] for row in rows} <= {*COLOURS, None}
+
+
+def test_a_file_of_the_zero_shot_model_is_not_resumed_by_the_fitted_one(loop, capsys,
+                                                                        tmp_path):
+    """Same classes, names and base but another residual: another model, its file refused."""
+    zero_shot = tmp_path / "zero_shot.skops"
+    assert run(capsys, "zero-shot", "--classes", *sorted(COLOURS), "-o", zero_shot,
+               *loop["tiny"])[0] == 0
+    before, after = load_model(zero_shot), load_model(loop["fitted"])
+    assert before.classes_.tolist() == after.classes_.tolist()
+    np.testing.assert_array_equal(before.base_weights_, after.base_weights_)
+    assert not before.residual_.any() and after.residual_.any()
+    output = tmp_path / "predictions.csv"
+    assert run(capsys, "predict", zero_shot, loop["photos"] / "roll1", "--proba", "--output",
+               output)[0] == 0
+    written = output.read_bytes()
+    status, _, err = run(capsys, "predict", loop["fitted"], loop["photos"], "--proba",
+                         "--output", output)
+    assert status == 2 and output.read_bytes() == written
+    assert f"got rows of the model(s) ['{model_fingerprint(before)}']" in err
+    assert model_fingerprint(before) != model_fingerprint(after)
+
+
+def test_an_image_named_twice_has_one_row(loop, capsys, tmp_path):
+    """An image given twice (its folder and itself) is predicted once into FILE."""
+    output = tmp_path / "predictions.csv"
+    roll = loop["photos"] / "roll1"
+    status, _, err = run(capsys, "predict", loop["model"], roll, roll / "img0.png", "--output",
+                         output)
+    assert status == 0, err
+    assert sorted(row["path"] for row in read_predictions(output)[1]) == image_paths(roll)
+
+
+def test_a_model_whose_weights_moved_resumes_its_file(loop, capsys, tmp_path, tiny_checkpoint):
+    """--pretrained FILE (the same weights, read from elsewhere) and --device resume the file."""
+    output = tmp_path / "predictions.csv"
+    assert run(capsys, "predict", loop["model"], loop["photos"] / "roll1", "--output",
+               output)[0] == 0
+    status, _, err = run(capsys, "predict", loop["model"], loop["photos"], "--output", output,
+                         "--pretrained", tiny_checkpoint, "--device", "cpu")
+    assert status == 3, err
+    assert f"resuming {output}: {N_PER_CLASS} image(s) already there" in err
+    assert len(read_predictions(output)[1]) == len(image_paths(loop["photos"]))
 
 
 @pytest.mark.parametrize(
@@ -317,6 +367,51 @@ def test_review_page_is_self_contained_and_escaped(predictions, capsys, tmp_path
         assert f'<td class="n">{count}</td>' in text
 
 
+class _Captions(HTMLParser):
+    """The text of every ``<span class="label">`` of a page, and the tags it opens."""
+
+    def __init__(self):
+        super().__init__()
+        self.labels, self.tags, self._in_label = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._in_label = tag == "span" and ("class", "label") in attrs
+        if self._in_label:
+            self.labels.append("")
+
+    def handle_endtag(self, tag):
+        self._in_label = False
+
+    def handle_data(self, data):
+        if self._in_label:
+            self.labels[-1] += data
+
+
+def test_review_page_shows_hostile_labels_as_text(capsys, tmp_path):
+    """Labels come from folder and file names: the page shows <b>x</b> as text, never markup."""
+    classes = ["<b>x</b>", 'say "hi" & <i>bye</i>']
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(image)
+    output = tmp_path / "p.csv"
+    with open(output, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", *(f"proba_{label}" for label in classes), "error",
+                         "model"])
+        writer.writerow([str(image), classes[0], 0.7, 0.3, "", "0123"])
+        writer.writerow([str(image) + ".2", classes[1], 0.4, 0.6, "", "0123"])
+    page = tmp_path / "review.html"
+    status, _, err = run(capsys, "review", output, "-o", page, "--next", "2")
+    assert status == 0, err
+    text = page.read_text()
+    parser = _Captions()
+    parser.feed(text)
+    assert not {"b", "i"} & set(parser.tags)
+    # Two figures each ("label these next" and their class), a caption with their label.
+    assert sorted(parser.labels) == sorted(classes * 2)
+    assert "&lt;b&gt;x&lt;/b&gt;" in text
+
+
 def test_review_orders_by_confidence_and_margin(predictions, capsys, tmp_path):
     """Classes show the least confident first; 'label these next' the smallest margins."""
     from sklearn_taskres.cli._review import confidence, review_page
@@ -328,9 +423,40 @@ def test_review_orders_by_confidence_and_margin(predictions, capsys, tmp_path):
     good = [row for row in rows if row["error"] is None]
     margins = sorted(good, key=lambda row: (confidence(row["proba"])[2], row["path"]))
     section = text.split('id="next"')[1].split("<h2")[0]
-    positions = [section.index(f'title="{row["path"]}"'.replace("<", "&lt;").replace(
-        ">", "&gt;")) for row in margins[:3]]
+    positions = [section.index(f'title="{html.escape(row["path"])}"') for row in margins[:3]]
     assert positions == sorted(positions)
+    for index, label in enumerate(classes):
+        section = text.split(f'id="class-{index}"')[1].split("<h2")[0]
+        least = sorted((confidence(row["proba"])[0], row["path"]) for row in good
+                       if row["label"] == label)[:2]
+        assert section.count("<figure") == len(least)
+        positions = [section.index(f'title="{html.escape(path)}"') for _, path in least]
+        assert positions == sorted(positions), label
+
+
+def test_review_thumbnails_are_upright(capsys, tmp_path):
+    """A photo stored sideways with EXIF orientation 6 shows upright on the review page."""
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[:, :30], upright[:, 30:] = (220, 30, 30), (30, 60, 230)  # red left, blue right
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a camera held upright stores the picture turned
+    photo = tmp_path / "sideways.jpg"
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(photo, exif=exif,
+                                                                         quality=95)
+    output = tmp_path / "p.csv"
+    with open(output, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", "proba_a", "proba_b", "error", "model"])
+        writer.writerow([str(photo), "a", 0.9, 0.1, "", "0123"])
+    page = tmp_path / "review.html"
+    status, _, err = run(capsys, "review", output, "-o", page, "--next", "0",
+                         "--thumbnail-size", "60")
+    assert status == 0, err
+    (uri,) = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page.read_text())
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"), int)
+    assert shown.shape == (40, 60, 3)
+    left, right = shown[:, :20].mean(axis=(0, 1)), shown[:, 40:].mean(axis=(0, 1))
+    assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
 
 
 @pytest.mark.auto_precision
@@ -432,6 +558,37 @@ def test_sort_min_proba_and_link(predictions, capsys, tmp_path):
     assert all(path.resolve().is_relative_to(predictions["photos"].resolve())
                for path in links + parked)
     assert f"{len(unsure)} below --min-proba" in out
+    status, _, _ = run(capsys, "sort", predictions["file"], dest, "--min-proba", threshold,
+                       "--link")  # a rerun links nothing again
+    assert status == 3
+    assert len([path for path in dest.rglob("*") if path.is_symlink()]) == len(links)
+    assert len([path for path in review.rglob("*") if path.is_symlink()]) == len(parked)
+
+
+def test_sort_never_replaces_a_file_of_the_same_name(capsys, tmp_path):
+    """Two different photo.png of one class: both kept, as photo.png and photo-1.png."""
+    photos = [tmp_path / "phone" / "photo.png", tmp_path / "camera" / "photo.png",
+              tmp_path / "camera" / "other.png"]
+    for seed, path in enumerate(photos):
+        path.parent.mkdir(exist_ok=True)
+        colour = np.random.RandomState(seed).randint(0, 256, 3)
+        Image.new("RGB", (8, 8), tuple(int(c) for c in colour)).save(path)
+    output = tmp_path / "p.csv"
+    with open(output, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", "error", "model"])
+        for path in photos:
+            writer.writerow([str(path), "cat", "", "0123"])
+    dest = tmp_path / "sorted"
+    for _ in range(2):
+        status, out, err = run(capsys, "sort", output, dest)
+        assert status == 0, err
+        assert sorted(path.name for path in (dest / "cat").iterdir()) == [
+            "other.png", "photo-1.png", "photo.png"]
+        assert (dest / "cat" / "photo.png").read_bytes() == photos[0].read_bytes()
+        assert (dest / "cat" / "photo-1.png").read_bytes() == photos[1].read_bytes()
+        assert (dest / "cat" / "other.png").read_bytes() == photos[2].read_bytes()
+    assert "copied 0 image(s)" in out and "(3 already there)" in out
 
 
 @pytest.mark.parametrize("where", ["inside", "around", "review inside"])
@@ -453,15 +610,16 @@ def test_sort_refuses_a_destination_inside_the_sources(predictions, capsys, tmp_
     assert not (tmp_path / "sorted").exists()
 
 
-def test_sort_refuses_labels_that_are_not_folder_names(capsys, tmp_path):
-    """A label with a slash (or a leading dot) cannot be a class folder: refused (2)."""
+@pytest.mark.parametrize("label", ["../up", ".hidden", "a\\b", ".."])
+def test_sort_refuses_labels_that_are_not_folder_names(capsys, tmp_path, label):
+    """A label with a slash (or a leading dot, which fit skips) is no class folder: refused (2)."""
     image = tmp_path / "a.png"
     Image.new("RGB", (4, 4)).save(image)
     output = tmp_path / "p.csv"
     with open(output, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["path", "label", "error", "model"])
-        writer.writerow([str(image), "../up", "", "0123"])
+        writer.writerow([str(image), label, "", "0123"])
     status, _, err = run(capsys, "sort", output, tmp_path / "dest")
     assert status == 2 and "expected labels that can be folder names" in err
     assert not (tmp_path / "dest").exists()

@@ -143,11 +143,32 @@ def test_the_run_answers_as_native_bf16_says_here_and_in_other_processes(request
     assert child.stdout.strip() == expected
 
 
-@pytest.mark.parametrize("supported, expected", [(False, "fp32"), (True, "bf16")])
-def test_auto_on_cuda_is_bf16_where_the_device_supports_it(monkeypatch, supported, expected):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
-                        lambda including_emulation=True: supported)
+@pytest.mark.parametrize(
+    "native, emulated, expected",
+    [(False, False, "fp32"), (False, True, "fp32"), (True, True, "bf16")],
+    ids=["no bf16", "emulated bf16 (pre-Ampere)", "native bf16"],
+)
+def test_auto_on_cuda_is_bf16_only_where_the_gpu_runs_it_natively(monkeypatch, native,
+                                                                  emulated, expected):
+    """"auto" on a GPU that only emulates bf16 (torch counts emulation by default) is fp32."""
+
+    def is_bf16_supported(including_emulation=True):  # torch's signature and default
+        return native or (including_emulation and emulated)
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert native_bf16(torch.device("cuda")) is native
     assert resolve_precision("auto", torch.device("cuda")) == expected
+
+
+def test_the_cuda_probe_of_a_torch_without_including_emulation(monkeypatch):
+    """Before torch 2.3 the probe had no including_emulation (and did not emulate): asked bare."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+
+
+def test_auto_on_a_device_without_a_probe_is_fp32():
+    """"auto" on a device whose bf16 cannot be probed (Apple's mps) is fp32."""
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
 
 
 def test_auto_is_resolved_where_the_classifier_runs(tiny_model, monkeypatch):
