@@ -206,7 +206,7 @@ def test_bytes_as_x_itself_is_refused_and_a_flat_array_gets_a_hint(photos):
 
 
 def test_heic_bytes_decode_with_the_extra_and_name_it_without(tmp_path, monkeypatch):
-    """HEIC bytes decode like the file; where pillow-heif is missing the error says to install it."""
+    """HEIC bytes decode as the file; without pillow-heif the error says to install it."""
     pillow_heif = pytest.importorskip("pillow_heif")
     pillow_heif.register_heif_opener()
     pixels = np.asarray(Image.fromarray(make_dataset(1, 1, seed=3)[0][0]).resize((96, 64)))
