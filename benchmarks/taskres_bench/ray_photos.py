@@ -6,8 +6,9 @@ read tasks (no EXIF orientation, no reduced-DCT decoding) and ships the pixels
 to the workers; ``read_binary_files`` ships the files' bytes, which the
 workers decode as ``predict`` does. Local ``predict`` on the paths, in this
 process, is the third variant: the route for photos should keep its pace.
-Each variant starts its workers afresh, as a user's job does; the rates after
-the first batch show what is left once they are up.
+Each variant starts its workers afresh, as a user's job does, and the ratio is
+end to end. The rates after the first batch are printed too, but they flatter
+``read_images``: its read tasks decode the photos while the workers start.
 """
 
 import os
@@ -27,7 +28,7 @@ BATCH_SIZE = 4  # rows per worker call: a 12-megapixel array is 36 MB
 
 
 def ratio(config, model, data, repeats, device):
-    """Ratio 9: rate of read_binary_files + bytes / rate of read_images, after the first batch."""
+    """Ratio 9: seconds of read_images / seconds of read_binary_files + bytes, end to end."""
     with tempfile.TemporaryDirectory(prefix="taskres_ray_photos_") as directory:
         log(f"[{config.name}] writing {N_PHOTOS} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}")
         paths, orientations = write_photos(Path(directory), n_photos=N_PHOTOS)
@@ -92,13 +93,12 @@ def _measure(config, model, data, repeats, device, directory, paths, orientation
             ray.shutdown()
     n = len(paths)
     rates = {name: n / value for name, value in medians(seconds).items()}
-    steady_ratio = paired_ratio(steady["read_binary_files"], steady["read_images"])
     expected = list(labels["predict"])
     return ratio_entry(
-        steady_ratio,
-        "throughput ratio after the first batch: read_binary_files + bytes images/s / "
-        "read_images images/s, predict_dataset on 12-megapixel photos",
-        (">=", 1.8),
+        paired_ratio(seconds["read_images"], seconds["read_binary_files"]),
+        "throughput ratio: read_binary_files + bytes images/s / read_images images/s, "
+        "predict_dataset on 12-megapixel photos, workers started in every repetition",
+        (">=", 1.8),  # the gain of draft decoding alone, as ratio 8's target without bf16
         seconds,
         model=model,
         n_photos=n,
@@ -107,7 +107,7 @@ def _measure(config, model, data, repeats, device, directory, paths, orientation
         workers=workers,
         batch_size=BATCH_SIZE,
         images_per_second=rates,
-        end_to_end_ratio=paired_ratio(seconds["read_images"], seconds["read_binary_files"]),
+        ratio_after_first_batch=paired_ratio(steady["read_binary_files"], steady["read_images"]),
         bytes_vs_predict=paired_ratio(seconds["predict"], seconds["read_binary_files"]),
         seconds_to_first_batch={name: float(np.median(values))
                                 for name, values in first_batch.items()},
@@ -128,14 +128,15 @@ def lines(entry, times):
     return [
         f" read_binary_files + bytes vs read_images ({entry['model']}, {n} photos of "
         f"{width}x{height}, EXIF orientations {entry['orientations']}, {entry['workers']} Ray "
-        f"worker(s) of 1 CPU, batches of {entry['batch_size']}): {entry['ratio']:.2f}x after "
-        f"the first batch (bytes {after['read_binary_files']:.2f} img/s, read_images "
-        f"{after['read_images']:.2f} img/s)  {mark(entry)}",
-        f"   end to end, workers' start included: bytes {rates['read_binary_files']:.2f} img/s "
-        f"(first batch after {first['read_binary_files']:.1f} s), read_images "
-        f"{rates['read_images']:.2f} img/s (first batch after {first['read_images']:.1f} s): "
-        f"{entry['end_to_end_ratio']:.2f}x; local predict {rates['predict']:.2f} img/s "
-        f"(bytes on Ray / local: {entry['bytes_vs_predict']:.2f})",
-        f"   labels equal to local predict(paths): bytes {same['read_binary_files']}/{n}, "
-        f"read_images {same['read_images']}/{n}",
+        f"worker(s) of 1 CPU, batches of {entry['batch_size']}, workers started in every "
+        f"repetition): {entry['ratio']:.2f}x (bytes {rates['read_binary_files']:.2f} img/s, "
+        f"read_images {rates['read_images']:.2f} img/s)  {mark(entry)}",
+        f"   first batch after {first['read_binary_files']:.1f} s (bytes) and "
+        f"{first['read_images']:.1f} s (read_images); afterwards bytes "
+        f"{after['read_binary_files']:.2f} img/s, read_images {after['read_images']:.2f} img/s "
+        f"({entry['ratio_after_first_batch']:.2f}x; read_images decodes while the workers "
+        "start)",
+        f"   local predict(paths) {rates['predict']:.2f} img/s (bytes on Ray end to end / "
+        f"local: {entry['bytes_vs_predict']:.2f}); labels equal to local predict: bytes "
+        f"{same['read_binary_files']}/{n}, read_images {same['read_images']}/{n}",
     ]
