@@ -148,7 +148,7 @@ def test_clip_image_encoder_takes_the_bytes_of_a_file(photos, tiny_model):
     np.testing.assert_array_equal(features, encoder.transform(paths[1:2]))
 
 
-def test_a_png_with_trailing_zero_bytes_keeps_them(tmp_path, encoder):
+def test_a_bmp_with_trailing_zero_bytes_keeps_them(tmp_path, encoder):
     """Bytes are taken whole: a NumPy fixed-width array, which strips zeros, is refused."""
     pixels = make_dataset(n_per_class=1, n_classes=1, seed=2)[0][0]
     buffer = io.BytesIO()
@@ -236,7 +236,7 @@ def test_the_settings_of_the_call_decide_for_bytes_too(photos, encoder, encoded_
     paths, _ = photos
     contents = read(paths[1:2])
     upright = image_features(encoder, contents)
-    with config_context(exif_orientation=False, jpeg_draft=False):
+    with config_context(exif_orientation=False):
         as_stored = image_features(encoder, contents)
         np.testing.assert_array_equal(image_features(encoder, paths[1:2]), as_stored)
     assert encoded_rows["rows"] == 2
