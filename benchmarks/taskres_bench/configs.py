@@ -81,8 +81,9 @@ CONFIGS = {
         in_all=False,
         notes=("ratio 7: predict_dataset on a local Ray instance (one worker per core) "
                "against predict in this process, on 4,000 JPEG files with the mid model",
-               "ratio 9: 24 12-megapixel photos read with read_binary_files (bytes, decoded "
-               "by the workers as predict decodes) against read_images, and local predict",),
+               "ratio 9: 96 12-megapixel photo files read with read_binary_files (bytes, "
+               "decoded by the workers as predict decodes) against read_images, and local "
+               "predict",),
     ),
     "photos": Config(
         name="photos",

@@ -23,16 +23,37 @@ from sklearn_taskres import clear_feature_cache
 from .common import classifier, log, mark, medians, paired_ratio, ratio_entry, side_by_side
 from .photos import PHOTO_SIZE, write_photos
 
-N_PHOTOS = 24
+N_PHOTOS = 12  # distinct photos, written once (about a second each)
+N_FILES = 96  # files labelled: the photos in turn, each file with its own bytes
 BATCH_SIZE = 4  # rows per worker call: a 12-megapixel array is 36 MB
 
 
 def ratio(config, model, data, repeats, device):
     """Ratio 9: seconds of read_images / seconds of read_binary_files + bytes, end to end."""
     with tempfile.TemporaryDirectory(prefix="taskres_ray_photos_") as directory:
-        log(f"[{config.name}] writing {N_PHOTOS} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}")
-        paths, orientations = write_photos(Path(directory), n_photos=N_PHOTOS)
-        return _measure(config, model, data, repeats, device, directory, paths, orientations)
+        log(f"[{config.name}] writing {N_PHOTOS} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} "
+            f"as {N_FILES} files")
+        photos, turns = write_photos(Path(directory) / "photos", n_photos=N_PHOTOS)
+        files = Path(directory) / "files"
+        paths, orientations = _distinct_copies(photos, turns, files, N_FILES)
+        return _measure(config, model, data, repeats, device, str(files), paths, orientations)
+
+
+def _distinct_copies(photos, orientations, folder, n_files):
+    """``n_files`` copies of the photos in turn, made distinct by bytes after their end.
+
+    Decoders stop at a JPEG's end-of-image marker, so every copy decodes as its
+    photo, while its content digest is its own: nothing is served from a cache.
+    """
+    folder.mkdir()
+    paths, turns = [], []
+    for index in range(n_files):
+        source = index % len(photos)
+        path = folder / f"IMG_{index:04d}.jpg"
+        path.write_bytes(Path(photos[source]).read_bytes() + index.to_bytes(4, "little"))
+        paths.append(str(path))
+        turns.append(orientations[source])
+    return paths, turns
 
 
 def _measure(config, model, data, repeats, device, directory, paths, orientations):
