@@ -231,8 +231,10 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
     Notes
     -----
     Images may be PIL images (any mode; converted to RGB), paths to image
-    files, or uint8 arrays of shape (H, W) or (H, W, C). They are preprocessed
-    with the model's own open_clip evaluation transform.
+    files, the bytes of encoded image files (``bytes``, ``bytearray`` or
+    ``memoryview``; decoded as the file, and sharing its cached features), or
+    uint8 arrays of shape (H, W) or (H, W, C). They are preprocessed with the
+    model's own open_clip evaluation transform.
 
     With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's
     callbacks (``sklearn.callback``). The tasks of a fit are the image
@@ -328,7 +330,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Parameters
         ----------
         X : sequence of images
-            PIL images, paths to image files, or uint8 arrays.
+            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
         y : array-like of shape (n_samples,)
             Class names or integer indices (sequence ``classnames``), or keys
             of the ``classnames`` mapping.
@@ -627,7 +629,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Parameters
         ----------
         X : sequence of images
-            PIL images, paths to image files, or uint8 arrays.
+            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
 
         Returns
         -------
@@ -643,7 +645,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Parameters
         ----------
         X : sequence of images
-            PIL images, paths to image files, or uint8 arrays.
+            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
 
         Returns
         -------
@@ -659,7 +661,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Parameters
         ----------
         X : sequence of images
-            PIL images, paths to image files, or uint8 arrays.
+            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
 
         Returns
         -------
@@ -675,7 +677,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Parameters
         ----------
         X : sequence of images
-            PIL images, paths to image files, or uint8 arrays.
+            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
 
         Returns
         -------

@@ -54,8 +54,10 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
     -----
     The transformer holds no fitted state: ``fit`` only checks the
     parameters, and ``transform`` works without it. Images may be PIL images,
-    paths to image files, or uint8 arrays of shape (H, W) or (H, W, C). The
-    embeddings are not normalised; CLIP compares them by cosine similarity.
+    paths to image files, the bytes of encoded image files (``bytes``,
+    ``bytearray`` or ``memoryview``, decoded as the file and sharing its cached
+    features), or uint8 arrays of shape (H, W) or (H, W, C). The embeddings
+    are not normalised; CLIP compares them by cosine similarity.
 
     Examples
     --------
@@ -124,7 +126,7 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
         Parameters
         ----------
         X : sequence of images
-            PIL images, paths to image files, or uint8 arrays.
+            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
 
         Returns
         -------

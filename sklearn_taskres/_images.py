@@ -1,13 +1,17 @@
 """Image inputs: validation, content digests and decoding to RGB.
 
 An image is a PIL image (any mode), a path to an image file (str or
-``os.PathLike``), or a uint8 array of shape (H, W), (H, W, 1), (H, W, 3) or
-(H, W, 4). Every error names the index of the culprit.
+``os.PathLike``), the bytes of an encoded image file (``bytes``,
+``bytearray`` or ``memoryview``: what object storage, archives, databases and
+``ray.data.read_binary_files`` give), or a uint8 array of shape (H, W),
+(H, W, 1), (H, W, 3) or (H, W, 4). Every error names the index of the culprit.
 
 Decoding follows :class:`Decoding`: the EXIF orientation of files and PIL
 images applied, and JPEG files decoded at reduced DCT scale when they are
 large enough (the ``exif_orientation`` and ``jpeg_draft`` settings).
-HEIC/HEIF files decode when pillow-heif is installed.
+HEIC/HEIF files decode when pillow-heif is installed. Encoded bytes are a
+file without a name: they decode as that file does and share its digest,
+hence its cached features.
 """
 
 import functools
@@ -34,6 +38,11 @@ DRAFT_FORMATS = ("JPEG", "MPO")
 HEIF_EXTRA = 'pip install "sklearn-taskres[heif]"'
 #: Threads that read, hash and decode images (file I/O, hashlib, PIL and torch release the GIL).
 DECODE_WORKERS = min(8, os.cpu_count() or 1)
+# The brands of an ISO base media file ("....ftyp<brand>") that HEIC/HEIF files start with.
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+# What Pillow raises on a file it cannot read: a damaged file is any of these.
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                  Image.DecompressionBombError)
 
 
 @functools.cache
@@ -96,7 +105,12 @@ class Decoding:
 
 
 class ImageSource:
-    """One input image: its kind, a digest of its content, and a way to decode it."""
+    """One input image: its kind, a digest of its content, and a way to decode it.
+
+    ``kind`` is "pil", "path", "bytes" (an encoded file's content, held as
+    ``item``) or "array". A path and the bytes of its file have the same
+    digest and header, hence the same key.
+    """
 
     __slots__ = ("index", "kind", "item", "digest", "header")
 
@@ -119,18 +133,11 @@ class ImageSource:
 
     def load(self, decoding=Decoding()):
         """The image as an RGB PIL image, decoded as ``decoding`` says."""
-        if self.kind == "path":
+        if self.kind in ("path", "bytes"):
             try:
                 return self._load_file(decoding)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-                    Image.DecompressionBombError) as exc:
-                hint = ""
-                if Path(self.item).suffix.lower() in HEIF_SUFFIXES and not register_heif():
-                    hint = f" (HEIC/HEIF files need pillow-heif: {HEIF_EXTRA})"
-                raise ValueError(
-                    f"X[{self.index}]: cannot decode the image file {str(self.item)!r}: "
-                    f"{exc}{hint}"
-                ) from exc
+            except _DECODE_ERRORS as exc:
+                raise ValueError(f"X[{self.index}]: {self._cannot_decode(exc)}") from exc
         if self.kind == "array":
             array = self.item
             if array.ndim == 3 and array.shape[2] == 1:
@@ -144,7 +151,8 @@ class ImageSource:
 
     def _load_file(self, decoding):
         register_heif()
-        with Image.open(self.item) as image:
+        file = self.item if self.kind == "path" else io.BytesIO(self.item)
+        with Image.open(file) as image:
             self._check_still(image)
             if decoding.draft_size and image.format in DRAFT_FORMATS:
                 image.draft(None, (decoding.draft_size, decoding.draft_size))
@@ -154,6 +162,19 @@ class ImageSource:
             if decoding.exif_orientation and _orientation(image) != 1:
                 return _to_rgb(ImageOps.exif_transpose(image))
             return _to_rgb(image)
+
+    def _cannot_decode(self, exc):
+        """Why a file or a byte string did not decode: what it is, Pillow's reason, a hint."""
+        if self.kind == "path":
+            what = f"the image file {str(self.item)!r}"
+            heif = Path(self.item).suffix.lower() in HEIF_SUFFIXES
+        else:
+            what = f"the image bytes ({len(self.item)} bytes, starting {self.item[:12]!r})"
+            heif = self.item[4:8] == b"ftyp" and self.item[8:12] in _HEIF_BRANDS
+        hint = ""
+        if heif and not register_heif():
+            hint = f" (HEIC/HEIF files need pillow-heif: {HEIF_EXTRA})"
+        return f"cannot decode {what}: {exc}{hint}"
 
     def _check_still(self, image):
         n_frames = getattr(image, "n_frames", 1)
@@ -216,10 +237,19 @@ def _to_8_bit(image):
 
 def image_sources(X):
     """Validate a sequence of images and describe each one; raise on the first bad one."""
-    if isinstance(X, (str, bytes, os.PathLike, Image.Image)):
+    if isinstance(X, (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)):
         raise TypeError(
-            "expected X to be a sequence of images (a list of PIL images, paths or uint8 "
-            f"arrays); got a single {type(X).__name__}. Wrap it in a list: [image]"
+            "expected X to be a sequence of images (a list of PIL images, paths, encoded "
+            f"image bytes or uint8 arrays); got a single {type(X).__name__}. Wrap it in a "
+            "list: [image]"
+        )
+    if isinstance(X, np.ndarray) and X.dtype.kind == "S":
+        # NumPy keeps fixed-width bytes without their trailing zero bytes, which are
+        # part of many encoded images (the padding of BMP rows, of WebP and TIFF).
+        raise TypeError(
+            f"expected encoded images as a list or an object array of bytes; got a NumPy "
+            f"array of dtype {X.dtype}, which drops the trailing zero bytes of every item. "
+            "Pass list_of_bytes or np.array(list_of_bytes, dtype=object)"
         )
     if isinstance(X, np.ndarray) and X.ndim in (3, 4) and X.dtype == np.uint8:
         items = list(X)  # a stacked batch of (H, W) or (H, W, C) images
@@ -265,12 +295,22 @@ def _describe(index, item):
             kind = "directory" if stat.S_ISDIR(status.st_mode) else "special file"
             raise ValueError(f"X[{index}]: expected an image file; got the {kind} {str(item)!r}")
         return ImageSource(index, "path", path, *_file_digest(path, status))
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        # A copy of mutable buffers: the bytes decoded are the bytes digested.
+        content = item.tobytes() if isinstance(item, memoryview) else bytes(item)
+        if not content:
+            raise ValueError(f"X[{index}]: expected the bytes of an encoded image; got 0 bytes")
+        # The digest and header of the same file: one cache entry serves both.
+        return ImageSource(index, "bytes", content, _digest(b"file", content), _header(content))
     if isinstance(item, np.ndarray):
         shape_ok = item.ndim == 2 or (item.ndim == 3 and item.shape[2] in _ARRAY_CHANNELS)
         if item.dtype != np.uint8 or not shape_ok:
+            hint = ""
+            if item.ndim == 1 and item.dtype == np.uint8:
+                hint = " (for the bytes of an encoded image file, pass array.tobytes())"
             raise ValueError(
                 f"X[{index}]: expected a uint8 array of shape (H, W) or (H, W, C) with C in "
-                f"{_ARRAY_CHANNELS}; got dtype {item.dtype} and shape {item.shape}"
+                f"{_ARRAY_CHANNELS}; got dtype {item.dtype} and shape {item.shape}{hint}"
             )
         if 0 in item.shape:
             raise ValueError(f"X[{index}]: expected a non-empty image; got shape {item.shape}")
@@ -283,7 +323,7 @@ def _describe(index, item):
             "(tensor.permute(1, 2, 0) * 255).round().byte().numpy())"
         )
     raise TypeError(
-        f"X[{index}]: expected a PIL image, a path or a uint8 array; "
+        f"X[{index}]: expected a PIL image, a path, encoded image bytes or a uint8 array; "
         f"got {type(item).__name__}{hint}"
     )
 

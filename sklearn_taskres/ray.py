@@ -5,7 +5,7 @@ the name of its encoder), so it travels to every worker; each worker process
 loads the CLIP encoder once and streams rows through it. Nothing is gathered
 on the driver but what ``fit`` needs: one embedding and one label per image.
 
-Fit on a cluster and label a bucket of photos, in ten lines::
+Fit on a cluster and label a bucket of photos, in a dozen lines::
 
     import ray
     from sklearn_taskres import TaskResClassifier
@@ -13,15 +13,27 @@ Fit on a cluster and label a bucket of photos, in ten lines::
 
     ray.init()  # or ray.init(address="auto") on a cluster
     names = ["cat", "dog", "horse"]  # the class folders of s3://bucket/train/
-    train = ray.data.read_images("s3://bucket/train/", include_paths=True)
+    train = ray.data.read_binary_files("s3://bucket/train/", include_paths=True)
     train = train.map(lambda row: {**row, "label": row["path"].split("/")[-2]})
-    clf = fit_dataset(TaskResClassifier(names), train, num_gpus=1)
-    photos = ray.data.read_images("s3://bucket/photos/", include_paths=True)
-    predict_dataset(clf, photos, num_gpus=1).write_parquet("s3://bucket/labels/")
+    clf = fit_dataset(TaskResClassifier(names), train, image_column="bytes", num_gpus=1)
+    photos = ray.data.read_binary_files("s3://bucket/photos/", include_paths=True)
+    labels = predict_dataset(clf, photos, image_column="bytes", num_gpus=1)
+    labels.drop_columns(["bytes"]).write_parquet("s3://bucket/labels/")
 
-The image column holds what :func:`ray.data.read_images` yields (uint8 arrays
-of shape (H, W, C)) or paths to image files (str), which the workers read
-and decode. Requires the ``ray`` extra: ``pip install "sklearn-taskres[ray]"``.
+The image column holds the bytes of encoded image files (what
+:func:`ray.data.read_binary_files` yields, and what Parquet columns, WebDataset
+shards and databases hold), paths to image files every worker can open, or
+uint8 arrays of shape (H, W, C) as :func:`ray.data.read_images` yields. Bytes
+and paths are decoded by the workers exactly as ``predict`` decodes a file:
+EXIF orientation applied, large JPEGs decoded at reduced DCT scale, HEIC with
+the ``heif`` extra; a file that does not decode fails the job with a
+``ValueError`` naming its ``path`` column. ``read_images`` does neither: it
+decodes every file at full size and keeps the pixels as stored, so a phone
+photo taken upright but stored sideways is encoded sideways, and a 12-megapixel
+JPEG costs two to three times the decoding and a 36 MB array in the object
+store instead of its 3 MB of bytes. It is fine for images that are upright
+as stored and near the model's input size (most curated datasets); for photos,
+read the bytes. Requires the ``ray`` extra: ``pip install "sklearn-taskres[ray]"``.
 """
 
 try:
@@ -81,15 +93,19 @@ class _EncodingWorker:
         try:
             return encode(images)
         except ValueError as exc:
-            raise ValueError(self._locate(str(exc), images)) from exc
+            raise ValueError(self._locate(str(exc), images, batch)) from exc
 
-    def _locate(self, message, images):
+    def _locate(self, message, images, batch):
         match = re.match(r"X\[(\d+)\]: ", message)
         if match is None:
             return f"a row of the {self.image_column!r} column: {message}"
-        item, message = images[int(match.group(1))], message[match.end():]
-        if isinstance(item, str) and item not in message:
-            message = f"{self.image_column}={item!r}: {message}"
+        row, message = int(match.group(1)), message[match.end():]
+        item = images[row]
+        if isinstance(item, str):
+            if item not in message:
+                message = f"{self.image_column}={item!r}: {message}"
+        elif "path" in batch:  # read_binary_files or read_images with include_paths=True
+            message = f"path={str(batch['path'][row])!r}: {message}"
         return f"a row of the {self.image_column!r} column: {message}"
 
 
@@ -165,8 +181,10 @@ def predict_dataset(
     dataset : ray.data.Dataset
         Rows with an image column.
     image_column : str, default="image"
-        The column of images: uint8 arrays (H, W, C) as
-        :func:`ray.data.read_images` yields, or paths to image files.
+        The column of images: the bytes of encoded image files (``"bytes"``
+        for :func:`ray.data.read_binary_files`, the form for photos), paths to
+        image files, or uint8 arrays (H, W, C) as :func:`ray.data.read_images`
+        yields. Bytes and paths decode as in ``estimator.predict``.
     proba : bool, default=False
         Also add ``proba``, the probability of every class (columns in the
         order of ``estimator.classes_``).
@@ -238,7 +256,8 @@ def encode_dataset(
         other names; or an open_clip tag, a checkpoint file reachable from
         every worker, or None (random initialisation, for tests).
     image_column : str, default="image"
-        The column of images: uint8 arrays (H, W, C) or paths to image files.
+        The column of images: the bytes of encoded image files, paths to
+        image files, or uint8 arrays (H, W, C), as for :func:`predict_dataset`.
     output_column : str, default="embedding"
         The column to add: one float32 vector per row.
     device : str, default=None
@@ -289,7 +308,8 @@ def fit_dataset(
     dataset : ray.data.Dataset
         Rows with an image column and a label column.
     image_column : str, default="image"
-        The column of images: uint8 arrays (H, W, C) or paths to image files.
+        The column of images: the bytes of encoded image files, paths to
+        image files, or uint8 arrays (H, W, C), as for :func:`predict_dataset`.
     label_column : str, default="label"
         The column of labels, as ``y`` of ``fit``.
     weight_column : str, default=None

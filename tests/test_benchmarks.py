@@ -50,7 +50,7 @@ def test_tiny_benchmark_prints_every_ratio_and_writes_them_to_json(tmp_path):
 def test_every_configuration_measures_registered_ratios(monkeypatch):
     """Every configuration measures registered ratios; by default the six, in printed order.
 
-    Ratio 7 (Ray Data) is measured by the ``ray`` configuration alone.
+    Ratios 7 and 9 (Ray Data) are measured by the ``ray`` configuration alone.
     """
     monkeypatch.syspath_prepend(str(BENCHMARK.parent))
     from taskres_bench.configs import CONFIGS
@@ -59,7 +59,9 @@ def test_every_configuration_measures_registered_ratios(monkeypatch):
     defaults = {key: m.title for key, m in MEASUREMENTS.items() if m.default}
     assert defaults == RATIOS
     assert MEASUREMENTS["predict_dataset_vs_predict"].title == "7. Ray Data predict_dataset"
-    assert CONFIGS["ray"].ratios == ("predict_dataset_vs_predict",)
+    assert CONFIGS["ray"].ratios == ("predict_dataset_vs_predict",
+                                     "ray_photos_bytes_vs_read_images")
+    assert MEASUREMENTS["ray_photos_bytes_vs_read_images"].title == "9. Ray Data photos"
     assert not CONFIGS["ray"].in_all
     assert CONFIGS["tiny"].ratios == tuple(RATIOS)
     for config in CONFIGS.values():

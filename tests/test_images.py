@@ -150,8 +150,8 @@ def test_bad_arrays_are_named(array, match):
 
 
 def test_unsupported_item_type_is_named():
-    with pytest.raises(TypeError, match=r"X\[1\]: expected a PIL image, a path or a uint8 array; "
-                                        "got list"):
+    with pytest.raises(TypeError, match=r"X\[1\]: expected a PIL image, a path, encoded image "
+                                        "bytes or a uint8 array; got list"):
         image_sources(make_images(1, seed=5) + [[1, 2, 3]])
 
 

@@ -325,3 +325,65 @@ def test_encode_dataset_takes_a_local_dir_model(tiny_folder, data):
     embeddings = np.stack([row["embedding"] for row in rows])
     np.testing.assert_allclose(clf.head_.predict_proba(embeddings), clf.predict_proba(images[:9]),
                                rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------ photos as bytes: read_binary_files
+
+
+def _phone_photos(folder, images, labels):
+    """JPEGs in one folder per class, stored as a phone stores them (EXIF 1, 6, 3, 8 in turn)."""
+    stored = {1: None, 6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180,
+              8: Image.Transpose.ROTATE_270}
+    paths = []
+    for index, (pixels, label) in enumerate(zip(images, labels, strict=True)):
+        orientation = list(stored)[index % 4]
+        photo = Image.fromarray(pixels).resize((240, 160), Image.BICUBIC)  # drafts at 1/2
+        if stored[orientation] is not None:
+            photo = photo.transpose(stored[orientation])
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = folder / NAMES[label] / f"IMG_{index:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        photo.save(path, quality=90, exif=exif)
+        paths.append(str(path))
+    return paths
+
+
+def test_photos_read_as_bytes_decode_upright_as_predict_does(tiny_model, data, tmp_path):
+    """read_binary_files + image_column="bytes": fit and predict as on the paths.
+
+    fit_dataset encodes with the workers of encode_dataset: its residual being
+    fit's on the paths covers both.
+    """
+    images, y = data
+    picked = list(range(0, len(images), 5))  # 12 photos, 4 per class
+    paths = _phone_photos(tmp_path / "photos", [images[i] for i in picked], y[picked])
+    labels = [NAMES[label] for label in y[picked]]
+    expected = _classifier(tiny_model).fit(paths, labels)
+
+    dataset = ray.data.read_binary_files(str(tmp_path / "photos"), include_paths=True)
+    train = dataset.map(lambda row: {**row, "label": row["path"].split("/")[-2]})
+    estimator = fit_dataset(_classifier(tiny_model), train, image_column="bytes", concurrency=1)
+    np.testing.assert_allclose(estimator.residual_, expected.residual_, rtol=1e-5, atol=1e-5)
+
+    rows = predict_dataset(expected, dataset, image_column="bytes", proba=True,
+                           concurrency=1).take_all()
+    rows.sort(key=lambda row: paths.index(row["path"]))
+    np.testing.assert_array_equal([row["label"] for row in rows], expected.predict(paths))
+    np.testing.assert_allclose(np.stack([row["proba"] for row in rows]),
+                               expected.predict_proba(paths), rtol=1e-5, atol=1e-7)
+    # What read_images gives: full-size pixels as stored, the sideways ones sideways.
+    as_stored = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
+    assert not np.allclose(expected.predict_proba(as_stored)[1::4],
+                           expected.predict_proba(paths)[1::4], rtol=1e-4)
+
+
+def test_a_corrupt_photo_read_as_bytes_is_named_by_its_path(fitted, tmp_path):
+    """A truncated JPEG among good ones fails the job with a ValueError naming its path."""
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "good.jpg")
+    content = (tmp_path / "good.jpg").read_bytes()
+    (tmp_path / "broken.jpg").write_bytes(content[: len(content) // 2])
+    dataset = ray.data.read_binary_files(str(tmp_path), include_paths=True)
+    with pytest.raises(ValueError, match=r"a row of the 'bytes' column: path='.*broken\.jpg': "
+                                         r"cannot decode the image bytes \(\d+ bytes"):
+        predict_dataset(fitted, dataset, image_column="bytes", concurrency=1).take_all()

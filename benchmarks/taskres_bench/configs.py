@@ -76,11 +76,14 @@ CONFIGS = {
         n_predict=4000,
         epochs=1,
         official_epochs=0,
-        ratios=("predict_dataset_vs_predict",),
+        ratios=("predict_dataset_vs_predict", "ray_photos_bytes_vs_read_images"),
         breakdown=False,
         in_all=False,
         notes=("ratio 7: predict_dataset on a local Ray instance (one worker per core) "
-               "against predict in this process, on 4,000 JPEG files with the mid model",),
+               "against predict in this process, on 4,000 JPEG files with the mid model",
+               "ratio 9: 96 12-megapixel photo files read with read_binary_files (bytes, "
+               "decoded by the workers as predict decodes) against read_images, and local "
+               "predict",),
     ),
     "photos": Config(
         name="photos",
