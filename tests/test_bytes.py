@@ -139,6 +139,7 @@ def test_the_classifier_takes_bytes_everywhere_it_takes_images(photos, tiny_mode
     assert encoded_rows["rows"] == rows + len(paths)  # predict encodes once, unaugmented
 
 
+@pytest.mark.auto_precision
 def test_clip_image_encoder_takes_the_bytes_of_a_file(photos, tiny_model):
     """The example of the issue: fit_transform([open(photo, "rb").read()])."""
     paths, _ = photos
@@ -171,6 +172,7 @@ def test_a_mutated_buffer_does_not_change_what_was_digested(photos):
     np.testing.assert_array_equal(np.asarray(source.load()), np.asarray(file.load()))
 
 
+@pytest.mark.auto_precision
 def test_truncated_and_non_image_bytes_name_their_index(photos, tiny_model):
     """A ValueError naming X[i], its size and first bytes, from image_sources and predict."""
     paths, y = photos
