@@ -524,3 +524,16 @@ def test_the_loop_from_names_to_class_folders(loop, capsys, tmp_path):
     status, _, err = run(capsys, "fit", tmp_path / "sorted", "-o", refit, *tiny, "--epochs", "2")
     assert status == 0, err
     assert "on 12 images of 3 classes" in err
+
+
+def test_label_these_next_has_one_default(capsys):
+    """review --next, its --help and review_page() agree: 12 images to label next."""
+    import inspect
+
+    from sklearn_taskres.cli import build_parser
+    from sklearn_taskres.cli._review import review_page
+
+    args = build_parser().parse_args(["review", "p.csv", "-o", "page.html"])
+    assert args.next == inspect.signature(review_page).parameters["n_next"].default == 12
+    assert main(["review", "--help"]) == 0
+    assert "(default: 12, a round of labelling)" in " ".join(capsys.readouterr().out.split())
