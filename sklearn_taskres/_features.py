@@ -7,7 +7,6 @@ once in total, test folds included, and clones share the work.
 
 import functools
 import hashlib
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,12 +16,11 @@ import torch
 from ._config import decoding_config, get_config
 from ._feature_cache import FEATURES
 from ._feature_store import forget_stores, open_store
-from ._images import Decoding, forget_file_digests, image_sources
+from ._images import DECODE_WORKERS, Decoding, forget_file_digests, image_sources
 from ._progress import logger, progress
 
 IMAGE_BATCH_SIZE = {"cpu": 32, "cuda": 256}
 TEXT_BATCH_SIZE = 256
-DECODE_WORKERS = min(8, os.cpu_count() or 1)
 
 
 def clear_feature_cache():
@@ -151,25 +149,33 @@ def _encode(encoder, pixels_of, positions, verbose=0):
     """Encode the images at ``positions`` in batches; yield ``(positions, features)`` per batch.
 
     Decoding and preprocessing run in worker threads (PIL and torch release
-    the GIL) and the next batch is prepared while the current one encodes. On
-    CUDA, batches go through pinned memory, and an out-of-memory error halves
-    the batch instead of failing.
+    the GIL). Where the encoder has a device of its own, the next batch is
+    decoded while the current one encodes. On the CPU, whose every core torch
+    uses to encode, a batch is decoded on all cores and then encoded on all
+    cores: decoding threads running beside torch's would stall its parallel
+    kernels, which wait for their slowest thread. On CUDA, batches go through
+    pinned memory, and an out-of-memory error halves the batch instead of
+    failing.
     """
     batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
     batches = [positions[start : start + batch_size]
                for start in range(0, len(positions), batch_size)]
+    overlap = encoder.device.type != "cpu"
     step = batch_size  # shrinks for good after an out-of-memory error
     bar = progress(verbose, total=len(positions), desc="Encoding images", unit="img")
     with bar, ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
-        pending = [pool.submit(pixels_of, position) for position in batches[0]]
+        pending = None
         for index, batch in enumerate(batches):
+            if pending is None:
+                pending = [pool.submit(pixels_of, position) for position in batch]
             try:
                 pixels = torch.stack([future.result() for future in pending])
             except BaseException:
                 for future in pending:
                     future.cancel()
                 raise
-            if index + 1 < len(batches):
+            pending = None
+            if overlap and index + 1 < len(batches):
                 pending = [pool.submit(pixels_of, position) for position in batches[index + 1]]
             if encoder.device.type == "cuda":
                 pixels = pixels.pin_memory()

@@ -18,6 +18,7 @@ import stat
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ HEIF_SUFFIXES = (".heic", ".heif")
 # decodes them at reduced scale.
 DRAFT_FORMATS = ("JPEG", "MPO")
 HEIF_EXTRA = 'pip install "sklearn-taskres[heif]"'
+#: Threads that read, hash and decode images (file I/O, hashlib, PIL and torch release the GIL).
+DECODE_WORKERS = min(8, os.cpu_count() or 1)
 
 
 @functools.cache
@@ -229,7 +232,18 @@ def image_sources(X):
             ) from None
     if not items:
         raise ValueError("expected at least one image in X; got an empty sequence")
-    return [_describe(index, item) for index, item in enumerate(items)]
+    if len(items) == 1:
+        return [_describe(0, items[0])]
+    # Files are read and hashed on every core. PIL images are described here:
+    # one object may stand at several indexes, and loading it is not thread-safe.
+    pool = ThreadPoolExecutor(max_workers=DECODE_WORKERS)
+    try:
+        described = [None if isinstance(item, Image.Image) else pool.submit(_describe, index, item)
+                     for index, item in enumerate(items)]
+        return [_describe(index, item) if future is None else future.result()
+                for index, (item, future) in enumerate(zip(items, described, strict=True))]
+    finally:
+        pool.shutdown(cancel_futures=True)  # after the first bad image, hash no more
 
 
 def _describe(index, item):

@@ -71,7 +71,9 @@ def test_alpha_zero_is_zero_shot_clip(make_clf, data, tiny_model, tiny_checkpoin
     """alpha=0 predicts exactly what open_clip's own zero-shot computation predicts."""
     images, y = data
     templates = ["a photo of a {}.", "a {} thing."]
-    clf = make_clf(alpha=0.0, pretrained=str(tiny_checkpoint), templates=templates)
+    # fp32 as open_clip's own: "auto" would be bf16 on a CPU with bf16 units.
+    clf = make_clf(alpha=0.0, pretrained=str(tiny_checkpoint), templates=templates,
+                   precision="fp32")
     clf.fit(images, y)
 
     model, _, preprocess = open_clip.create_model_and_transforms(
@@ -378,7 +380,7 @@ def test_classifier_residual_equals_the_reference_loop_on_open_clip_features(
 
     images, y = data
     clf = make_clf(pretrained=str(tiny_checkpoint), templates="dtd", max_iter=40,
-                   learning_rate=2e-3).fit(images, y)
+                   learning_rate=2e-3, precision="fp32").fit(images, y)
     model, _, preprocess = open_clip.create_model_and_transforms(
         tiny_model, pretrained=str(tiny_checkpoint))
     tokenizer = open_clip.get_tokenizer(tiny_model)
@@ -400,14 +402,16 @@ def test_sample_and_class_weights_reach_the_head(make_clf, data):
 
     images, y = data
     sample_weight = np.random.RandomState(0).uniform(0, 2, len(y))
-    clf = make_clf(class_weight={2: 4.0}).fit(images, y, sample_weight=sample_weight)
-    features = image_features(load_encoder(clf.model, None, torch.device("cpu")), images)
+    clf = make_clf(class_weight={2: 4.0}, precision="fp32").fit(
+        images, y, sample_weight=sample_weight)
+    features = image_features(load_encoder(clf.model, None, torch.device("cpu"), "fp32"),
+                              images)
     head = TaskResHead(clf.base_weights_, logit_scale=clf.logit_scale_, max_iter=30,
                        learning_rate=1e-2, device="cpu", random_state=0)
     expected = head.fit(features, y, sample_weight=np.array([1, 1, 4.0])[y] * sample_weight)
     np.testing.assert_allclose(clf.residual_, expected.residual_, rtol=1e-5, atol=1e-7)
     assert clf.head_.class_weight == {2: 4.0}
-    assert not np.allclose(clf.residual_, make_clf().fit(images, y).residual_)
+    assert not np.allclose(clf.residual_, make_clf(precision="fp32").fit(images, y).residual_)
 
 
 @pytest.mark.parametrize(

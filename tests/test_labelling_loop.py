@@ -137,7 +137,10 @@ def test_predict_output_holds_the_printed_rows(loop, capsys, tmp_path, suffix):
             assert row["proba"] is None and row["label"] is None
             assert "cannot decode the image file" in row["error"]
         else:
-            np.testing.assert_allclose(row["proba"], list(expected["proba"].values()))
+            # Batches of 5 against one batch of 13: CPU kernels round by batch shape
+            # (3e-7 relative seen on an AMX Xeon in fp32); 1e-5 holds in fp32 and bf16.
+            np.testing.assert_allclose(row["proba"], list(expected["proba"].values()),
+                                       rtol=1e-5)
     if suffix == ".parquet":
         import pandas as pd
 

@@ -166,8 +166,9 @@ def test_a_logit_bias_leaves_the_softmax_unchanged(siglip_model):
     """The bias is the same for every class: TaskRes's probabilities are those with the bias."""
     images, y = make_dataset(n_per_class=2, n_classes=3, seed=7)
     clf = TaskResClassifier(["red", "green", "blue"], model=siglip_model, pretrained=None,
-                            alpha=0.0, max_iter=1, device="cpu", random_state=0).fit(images, y)
-    encoder = load_encoder(siglip_model, None, CPU)
+                            alpha=0.0, max_iter=1, device="cpu", precision="fp32",
+                            random_state=0).fit(images, y)
+    encoder = load_encoder(siglip_model, None, CPU, "fp32")
     bias = float(encoder.model.logit_bias.detach())
     assert bias == -10.0 and clf.logit_scale_ == pytest.approx(10.0)
     z = image_features(encoder, images)

@@ -94,11 +94,50 @@ def test_auto_on_the_cpu_follows_the_bf16_units(monkeypatch, has_units, expected
 
 
 def test_the_cpu_probe_asks_torch_for_amx_and_avx512_bf16(monkeypatch):
+    monkeypatch.delenv(clip_encoder.NATIVE_BF16_ENV, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     assert not native_bf16(torch.device("cpu"))
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
     assert native_bf16(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("answer, expected", [("yes", "bf16"), ("no", "fp32"), (" No ", "fp32")])
+def test_the_environment_answers_for_the_cpu(monkeypatch, answer, expected):
+    """$SKLEARN_TASKRES_NATIVE_BF16 replaces torch's probe, whatever the CPU has."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: expected == "fp32",
+                        raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: expected == "fp32",
+                        raising=False)
+    monkeypatch.setenv("SKLEARN_TASKRES_NATIVE_BF16", answer)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+
+
+def test_a_bad_answer_in_the_environment_is_named(monkeypatch):
+    monkeypatch.setenv("SKLEARN_TASKRES_NATIVE_BF16", "maybe")
+    with pytest.raises(ValueError, match=r"expected \$SKLEARN_TASKRES_NATIVE_BF16 to be 'yes', "
+                       r"'no' or unset; got 'maybe'"):
+        resolve_precision("auto", torch.device("cpu"))
+
+
+@pytest.mark.auto_precision
+def test_the_run_answers_as_native_bf16_says_here_and_in_other_processes(request):
+    """--native-bf16 decides "auto" in this process and in the processes the tests start."""
+    import subprocess
+    import sys
+
+    answer = request.config.getoption("--native-bf16")
+    if answer is None:
+        expected = "bf16" if any(getattr(torch.cpu, probe, lambda: False)() for probe in (
+            "_is_amx_tile_supported", "_is_avx512_bf16_supported")) else "fp32"
+    else:
+        expected = "bf16" if answer == "yes" else "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+    code = ("import torch; from sklearn_taskres._clip import resolve_precision; "
+            "print(resolve_precision('auto', torch.device('cpu')))")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert child.stdout.strip() == expected
 
 
 @pytest.mark.parametrize("supported, expected", [(False, "fp32"), (True, "bf16")])

@@ -459,15 +459,12 @@ def test_a_fitted_classifier_and_the_harness_share_the_store(
     coop_root, model_config, tiny_model, tmp_path, encoded_rows, capsys
 ):
     """TaskResClassifier(cache_dir=D) on a dataset's images, then the harness on D: no encoding."""
-    dataset = load_dataset(coop_root, "eurosat")
-    paths, labels = [], []
-    for split in dataset.splits.values():
-        paths += [dataset.directory / path for path in split.paths]
-        labels += split.labels.tolist()
+    paths, labels, classnames = _eurosat_images(coop_root)
     cache = tmp_path / "shared"
     FEATURES.clear()
     assert tiny_model == TINY_CLIP_NAME
-    TaskResClassifier(dataset.classnames, model=tiny_model, pretrained=None,
+    # fp32, the harness's precision: "auto" would be bf16 on a CPU with bf16 units.
+    TaskResClassifier(classnames, model=tiny_model, pretrained=None, precision="fp32",
                       device="cpu", max_iter=2, cache_dir=str(cache)).fit(paths, labels)
     assert encoded_rows["rows"] == len(paths) == 27
     (tmp_path / "old" / "features" / "eurosat").mkdir(parents=True)
@@ -486,6 +483,61 @@ def test_a_fitted_classifier_and_the_harness_share_the_store(
     main(harness_args(coop_root, tmp_path / "old", model_config, "--datasets", "eurosat",
                       "--shots", "1", "--seeds", "1"))
     assert "ignoring 1 per-split feature file(s)" in capsys.readouterr().err
+
+
+def _eurosat_images(coop_root):
+    dataset = load_dataset(coop_root, "eurosat")
+    paths, labels = [], []
+    for split in dataset.splits.values():
+        paths += [dataset.directory / path for path in split.paths]
+        labels += split.labels.tolist()
+    return paths, labels, dataset.classnames
+
+
+def test_the_store_serves_the_harness_only_in_the_precision_it_was_encoded_in(
+    coop_root, model_config, tiny_model, tmp_path, encoded_rows, capsys
+):
+    """bf16 features of a classifier: the fp32 harness encodes again, --precision bf16 does not."""
+    paths, labels, classnames = _eurosat_images(coop_root)
+    cache = tmp_path / "shared"
+    FEATURES.clear()
+    TaskResClassifier(classnames, model=tiny_model, pretrained=None, precision="bf16",
+                      device="cpu", max_iter=2, cache_dir=str(cache)).fit(paths, labels)
+    assert encoded_rows["rows"] == len(paths) == 27
+    encoded = {}
+    for precision in ("bf16", "fp32"):
+        FEATURES.clear()
+        _forget_store(cache)
+        encoded_rows["rows"] = 0
+        args = harness_args(coop_root, tmp_path / precision, model_config, "--datasets",
+                            "eurosat", "--shots", "1", "--seeds", "1", "--cache-dir",
+                            str(cache), "--precision", precision)
+        assert main(args) == 0
+        encoded[precision] = encoded_rows["rows"]
+        assert f"{encoded[precision]} image(s) encoded" in capsys.readouterr().err
+        settings = json.loads((tmp_path / precision / "results.json").read_text())["settings"]
+        assert settings["precision"] == precision
+    assert encoded["bf16"] == 0 and encoded["fp32"] > 0, encoded
+
+
+@pytest.mark.auto_precision
+def test_the_harness_precision_auto_shares_the_features_of_auto_classifiers(
+    coop_root, model_config, tiny_model, tmp_path, encoded_rows, capsys
+):
+    """A classifier and the harness both at "auto" on one machine: the harness encodes nothing."""
+    paths, labels, classnames = _eurosat_images(coop_root)
+    cache = tmp_path / "shared"
+    FEATURES.clear()
+    TaskResClassifier(classnames, model=tiny_model, pretrained=None, device="cpu",
+                      max_iter=2, cache_dir=str(cache)).fit(paths, labels)
+    FEATURES.clear()
+    _forget_store(cache)
+    encoded_rows["rows"] = 0
+    assert main(harness_args(coop_root, tmp_path / "out", model_config, "--datasets", "eurosat",
+                             "--shots", "1", "--seeds", "1", "--cache-dir", str(cache),
+                             "--precision", "auto")) == 0
+    assert encoded_rows["rows"] == 0
+    capsys.readouterr()
 
 
 # ---------------------------------------------------------------- draws, prompts, base-to-new

@@ -6,6 +6,7 @@ device, precision), and shared by every estimator and clone.
 
 import contextlib
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -185,7 +186,9 @@ def native_bf16(device):
 
     CUDA devices that support bf16 without emulation (compute capability 8.0
     and newer); CPUs with AMX or AVX512-BF16, as torch detects them. On
-    other CPUs bf16 is emulated, several times slower than fp32.
+    other CPUs bf16 is emulated, several times slower than fp32. For the CPU,
+    ``$SKLEARN_TASKRES_NATIVE_BF16`` set to ``yes`` or ``no`` replaces torch's
+    answer.
     """
     if device.type == "cuda":
         try:
@@ -197,7 +200,19 @@ def native_bf16(device):
     return False
 
 
+#: Overrides the CPU probe of "auto": "yes" or "no" (for a CPU whose flags a virtual
+#: machine hides, or to run a test suite as the other kind of CPU).
+NATIVE_BF16_ENV = "SKLEARN_TASKRES_NATIVE_BF16"
+
+
 def _cpu_has_bf16_units():
+    value = os.environ.get(NATIVE_BF16_ENV, "")
+    answer = value.strip().lower()
+    if answer in ("yes", "no"):
+        return answer == "yes"
+    if answer:
+        raise ValueError(f"expected ${NATIVE_BF16_ENV} to be 'yes', 'no' or unset; "
+                         f"got {value!r}")
     cpu = torch.cpu
     return any(
         getattr(cpu, probe, lambda: False)()

@@ -76,8 +76,8 @@ unused training images (see :func:`plan_draws`).
 Precision differs too: the official code (``PREC: fp16``) encodes the prompts
 with CLIP's fp16 weights, then casts the model to fp32 and encodes the
 training images in fp32 with TF32 matrix products allowed; here the text and
-the images are encoded in fp32 (``precision="fp32"``), so the base and the
-features differ from the official ones by rounding only. Images are decoded as
+the images are encoded in fp32 (``--precision fp32``, the default), so the
+base and the features differ from the official ones by rounding only. Images are decoded as
 the official code reads them: JPEG files at full size and EXIF orientation
 tags ignored, whatever ``jpeg_draft`` and ``exif_orientation`` say
 (:func:`sklearn_taskres.set_config`).

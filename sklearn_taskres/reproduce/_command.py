@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .. import _argtypes
-from .._clip import load_encoder, register_model_config
+from .._clip import load_encoder, register_model_config, resolve_precision
 from .._training import resolve_device
 from ._datasets import (
     ALL_DATASETS,
@@ -51,6 +51,12 @@ def build_parser():
     parser.add_argument("--seeds", nargs="+", type=_argtypes.seed, default=[1, 2, 3],
                         help="seeds of the few-shot draws and of training (default 1 2 3)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"),
+                        default="fp32",
+                        help="the image tower's weights (see TaskResClassifier's precision). "
+                        "fp32, as the official code encodes images (default); features are "
+                        "shared through --cache-dir only with classifiers that encoded in the "
+                        "same precision")
     parser.add_argument("--output", type=Path, default=Path("taskres-results"),
                         help="folder for results and cached features (default ./taskres-results)")
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -128,7 +134,8 @@ def main(argv=None):
             register_model_config(args.model_config.stem, json.loads(config_text))
         device = resolve_device(args.device)
         loaded = {key: load_dataset(args.root, key) for key in datasets}
-        encoder = load_encoder(args.model, pretrained, device)
+        precision = resolve_precision(args.precision, device)
+        encoder = load_encoder(args.model, pretrained, device, precision)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,7 +143,8 @@ def main(argv=None):
     settings = {
         "root": str(args.root), "datasets": datasets, "model": args.model,
         "pretrained": pretrained, "shots": args.shots, "seeds": args.seeds,
-        "epochs": args.epochs, "device": str(device), "augment_views": args.augment_views,
+        "epochs": args.epochs, "device": str(device), "precision": precision,
+        "augment_views": args.augment_views,
         "view_seed": VIEW_SEED if args.augment_views else None,
         "draws": args.draws, "class_names": args.class_names, "protocol": args.protocol,
         "linear_probe": {**linear_probe_settings(),
