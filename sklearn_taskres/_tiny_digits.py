@@ -91,15 +91,22 @@ def captions_per_class(templates):
             for digit, word in enumerate(DIGIT_WORDS)]
 
 
+def cached_checkpoint(cache_dir=None, *, recipe=RECIPE):
+    """Where the trained checkpoint is cached, and whether a valid one is there now."""
+    key = cache_key(recipe=recipe)
+    path = cache_directory(cache_dir) / f"tiny-digits-clip-{key[:16]}.safetensors"
+    return path, _is_valid(path, key)
+
+
 def trained_checkpoint(cache_dir=None, verbose=0, *, recipe=RECIPE):
     """Path of the cached trained checkpoint, training and caching it first if needed."""
     register_model_config(TRAINED_TINY_CLIP_NAME, TRAINED_TINY_CLIP_CONFIG)
     key = cache_key(recipe=recipe)
-    directory = cache_directory(cache_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"tiny-digits-clip-{key[:16]}.safetensors"
-    if _is_valid(path, key):
+    path, valid = cached_checkpoint(cache_dir, recipe=recipe)
+    if valid:
         return path
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
     # One process trains; others wait for it and then read its file.
     with _file_lock(directory / f"{path.name}.lock"):
         if _is_valid(path, key):

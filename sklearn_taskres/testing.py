@@ -9,7 +9,9 @@ Two tiny open_clip models, both offline:
   digits with captions, on first use (under a minute on a CPU), then cached
   on disk. Its zero-shot classifier reads digits, so TaskRes has something to
   improve on: the offline examples and the documentation use it, with
-  :func:`load_held_out_digits`.
+  :func:`load_held_out_digits`, and the command line knows it as
+  ``--model TinyDigitsCLIP``; :func:`save_held_out_digits` writes its held-out
+  digits as a folder of image files for the command line.
 """
 
 from ._clip import register_model_config, save_checkpoint
@@ -164,3 +166,51 @@ def load_held_out_digits(style="plain", *, random_state=0):
     ((797, 32, 32), dtype('uint8'))
     """
     return held_out_digits(style, random_state=random_state)
+
+
+def save_held_out_digits(directory, n_images=None, *, style="plain", random_state=0):
+    """Write the held-out digits as PNG files, a folder of photos for the command line.
+
+    The files are ``scan_0000.png``, ``scan_0001.png``... in the order of
+    :func:`load_held_out_digits`, which gives their digits. Files already
+    there are overwritten.
+
+    Parameters
+    ----------
+    directory : str or path
+        The folder to write to; created if needed.
+    n_images : int, default=None
+        Write the first ``n_images`` digits; None writes all 797.
+    style : {"plain", "bold"}, default="plain"
+        As for :func:`load_held_out_digits`.
+    random_state : int, RandomState instance or None, default=0
+        As for :func:`load_held_out_digits`.
+
+    Returns
+    -------
+    paths : list of pathlib.Path
+        The files written, in order.
+    y : ndarray of shape (n_images,)
+        Their digits.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn_taskres.testing import save_held_out_digits
+    >>> paths, y = save_held_out_digits(tempfile.mkdtemp(), 3)
+    >>> [path.name for path in paths], y.tolist()
+    (['scan_0000.png', 'scan_0001.png', 'scan_0002.png'], [0, 3, 7])
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    X, y = held_out_digits(style, random_state=random_state)
+    if n_images is not None:
+        X, y = X[:n_images], y[:n_images]
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"scan_{index:04d}.png" for index in range(len(X))]
+    for path, pixels in zip(paths, X, strict=True):
+        Image.fromarray(pixels).save(path)
+    return paths, y

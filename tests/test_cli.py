@@ -540,3 +540,123 @@ def test_fit_class_weight_balanced(capsys, tmp_path, workspace, tiny):
     assert not np.allclose(classifier.residual_, plain.residual_, rtol=1e-3, atol=1e-6)
     status, _, err = run(capsys, "fit", data, "-o", output, "--class-weight", "equal", *tiny)
     assert status == 2 and "invalid choice: 'equal'" in err
+
+
+@pytest.mark.parametrize(
+    "sizes, shots, epochs, most",
+    [({"red": 4, "blue": 2}, None, 100, 4), ({"red": 5, "blue": 2}, None, 200, 5),
+     ({"red": 5, "blue": 5}, 4, 100, 4)],
+)
+def test_fit_without_epochs_follows_the_papers_schedule(capsys, tmp_path, tiny, sizes, shots,
+                                                        epochs, most):
+    """Without --epochs, fit trains 100 epochs up to 4 images per class, else 200, and says so."""
+    data = tmp_path / "data"
+    for seed, (folder, n) in enumerate(sizes.items()):
+        _write_images(data / folder, COLOURS["red"] if folder == "red" else (20, 40, 230), n,
+                      seed)
+    output = tmp_path / "model.joblib"
+    argv = ["fit", data, "-o", output, *tiny] + ([] if shots is None else ["--shots", shots])
+    status, _, err = run(capsys, *argv)
+    assert status == 0, err
+    assert joblib.load(output).n_iter_ == epochs
+    reason = "up to 4" if epochs == 100 else "above 4"
+    assert (f"sklearn-taskres: training {epochs} epochs: the paper's schedule {reason} images "
+            f"per class (the most in one class here: {most}) (--epochs sets another number)"
+            ) in err.splitlines()
+    assert f"({TINY_CLIP_NAME}, {epochs} epochs)" in err
+
+
+# ---------------------------------------------------------------- the tiny digits CLIP by name
+
+
+@pytest.fixture
+def digit_folder(tmp_path):
+    """Two labelled digits of every class, and their folder."""
+    from sklearn_taskres.testing import load_held_out_digits
+
+    X, y = load_held_out_digits()
+    for digit in range(10):
+        folder = tmp_path / "digits" / str(digit)
+        folder.mkdir(parents=True)
+        for index in np.flatnonzero(y == digit)[:2]:
+            Image.fromarray(X[index]).save(folder / f"scan_{index:04d}.png")
+    return tmp_path / "digits"
+
+
+def test_tiny_digits_clip_by_name(capsys, tmp_path, tiny_digits_clip, digit_folder):
+    """--model TinyDigitsCLIP needs no --pretrained nor config: its cached checkpoint is used."""
+    from sklearn_taskres.cli import _common
+    from sklearn_taskres.testing import TRAINED_TINY_CLIP_NAME
+
+    assert _common.TRAINED_TINY_CLIP_NAME == TRAINED_TINY_CLIP_NAME
+    model, checkpoint = tiny_digits_clip
+    saved = tmp_path / "zero_shot.skops"
+    status, _, err = run(capsys, "zero-shot", "--classes", *map(str, range(10)), "-o", saved,
+                         "--model", model, "--device", "cpu", "--templates",
+                         'a photo of the number: "{}".')
+    assert status == 0, err
+    assert "training TinyDigitsCLIP" not in err  # cached: no training
+    classifier = load_model(saved)
+    assert (classifier.model, classifier.pretrained) == (model, checkpoint)
+    status, out, err = run(capsys, "evaluate", saved, digit_folder, "--json")
+    assert status == 0, err
+    assert json.loads(out)["accuracy"] >= 0.8  # it reads digits: not random weights
+
+    fitted = tmp_path / "taskres.joblib"
+    status, _, err = run(capsys, "fit", digit_folder, "-o", fitted, "--model", model,
+                         "--device", "cpu", "--epochs", "5")
+    assert status == 0, err
+    assert joblib.load(fitted).pretrained == checkpoint
+
+    # Weights moved: predict --pretrained auto finds the cached checkpoint again.
+    moved = tmp_path / "moved.joblib"
+    joblib.dump(joblib.load(fitted).set_params(pretrained=str(tmp_path / "gone.pt")), moved)
+    assert run(capsys, "predict", moved, digit_folder / "3")[0] != 0
+    status, out, err = run(capsys, "predict", moved, digit_folder / "3", "--pretrained", "auto")
+    assert status == 0, err
+    assert len(out.splitlines()) == 3
+
+
+def test_tiny_digits_clip_trains_on_first_use(capsys, tmp_path, monkeypatch, tiny_digits_clip,
+                                              digit_folder):
+    """With an empty cache, --model TinyDigitsCLIP trains the model with a progress bar, once."""
+    from safetensors.torch import load_file
+
+    from sklearn_taskres import _tiny_digits
+
+    trained = load_file(tiny_digits_clip[1])
+    calls = []
+
+    def train(recipe=_tiny_digits.RECIPE, verbose=0):
+        calls.append(verbose)
+        return trained
+
+    monkeypatch.setattr(_tiny_digits, "train", train)
+    monkeypatch.setenv("SKLEARN_TASKRES_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["zero-shot", digit_folder, "--model", "TinyDigitsCLIP", "--device", "cpu"]
+    status, _, err = run(capsys, *argv)
+    assert status == 0, err
+    assert calls == [1]  # verbose: the progress bar of the quickstart
+    [checkpoint] = (tmp_path / "cache").glob("tiny-digits-clip-*.safetensors")
+    assert (f"sklearn-taskres: training TinyDigitsCLIP, the tiny CLIP of scikit-learn's digits, "
+            f"on first use (about a minute on a CPU); then cached as {str(checkpoint)!r}"
+            ) in err.splitlines()
+    status, _, err = run(capsys, *argv)
+    assert status == 0 and calls == [1] and "training TinyDigitsCLIP" not in err
+
+
+def test_tiny_digits_clip_name_taken_by_another_config(capsys, tmp_path):
+    """A --model-config that registers another TinyDigitsCLIP is refused (2)."""
+    from sklearn_taskres._clip import register_model_config
+    from sklearn_taskres.testing import TRAINED_TINY_CLIP_CONFIG, TRAINED_TINY_CLIP_NAME
+
+    config = tmp_path / f"{TRAINED_TINY_CLIP_NAME}.json"
+    config.write_text(json.dumps(TINY_CLIP_CONFIG))
+    try:
+        status, _, err = run(capsys, "zero-shot", "--classes", "a", "b", "-o",
+                             tmp_path / "m.skops", "--model-config", config, "--device", "cpu")
+    finally:
+        register_model_config(TRAINED_TINY_CLIP_NAME, TRAINED_TINY_CLIP_CONFIG)
+    assert status == 2
+    assert_error(err, "expected --model TinyDigitsCLIP to be the tiny digits CLIP")
+    assert not (tmp_path / "m.skops").exists()

@@ -182,8 +182,46 @@ def test_a_rerun_resumes_the_file(loop, capsys, tmp_path, suffix):
     before = output.read_bytes()
     status, _, err = run(capsys, "predict", loop["model"], loop["photos"], "--proba",
                          "--output", output)
-    assert status == 3 and output.read_bytes() == before  # done: nothing to add
-    assert "wrote 0 row(s)" in err and "1 image(s) could not be read" in err
+    assert output.read_bytes() == before  # done: nothing to add
+    # The status is this run's: it read no image, so none failed.
+    assert status == 0
+    assert "wrote 0 row(s)" in err and "could not be read:" not in err
+    assert (f"1 image(s) that an earlier run could not read keep their rows in {output}; not "
+            "counted in the exit status of this run") in err.splitlines()[-1]
+
+
+def test_a_resumed_run_reports_the_images_it_read(loop, capsys, tmp_path):
+    """Resumed, predict exits 3 only when an image of this run could not be read."""
+    photos = tmp_path / "photos"
+    shutil.copytree(loop["photos"], photos)
+    output = tmp_path / "predictions.csv"
+    status, _, err = run(capsys, "predict", loop["model"], photos / "roll0", "--proba",
+                         "--output", output)
+    assert status == 3 and "1 image(s) could not be read" in err  # broken.jpg
+    status, _, err = run(capsys, "predict", loop["model"], photos, "--proba", "--output", output)
+    assert status == 0 and f"{2 * N_PER_CLASS} to go" in err
+    assert "could not be read:" not in err and "that an earlier run could not read" in err
+    _, rows = read_predictions(output)
+    assert sorted(row["path"] for row in rows) == image_paths(photos)
+    assert [Path(row["path"]).name for row in rows if row["error"]] == ["broken.jpg"]
+
+    (photos / "late.png").write_bytes(b"\x89PNG cut short")  # one more, unreadable
+    status, _, err = run(capsys, "predict", loop["model"], photos, "--proba", "--output", output)
+    assert status == 3 and "1 to go" in err and "1 image(s) could not be read" in err
+
+
+def test_an_unreadable_file_is_named_once(loop, capsys, tmp_path):
+    """The line on stderr and the error column name an unreadable file once."""
+    broken = loop["photos"] / "roll0" / "broken.jpg"
+    output = tmp_path / "predictions.jsonl"
+    status, _, err = run(capsys, "predict", loop["model"], broken.parent, "--output", output)
+    assert status == 3
+    [line] = [line for line in err.splitlines() if str(broken) in line]
+    assert line.count(str(broken)) == 1
+    assert line == (f"sklearn-taskres: cannot read {str(broken)!r}: cannot decode the image "
+                    "file: cannot identify image file")
+    [row] = [row for row in read_predictions(output)[1] if row["error"]]
+    assert row["error"] == "cannot decode the image file: cannot identify image file"
 
 
 @pytest.mark.auto_precision
@@ -530,7 +568,8 @@ def test_sort_copies_into_class_folders_and_fit_reads_them(loop, predictions, ca
     assert f"copied {len(good)} image(s)" in out
 
     status, out, _ = run(capsys, "sort", predictions["file"], dest)  # a rerun adds nothing
-    assert status == 3 and f"copied 0 image(s) into {dest} ({len(good)} already there)" in out
+    assert status == 3
+    assert out == f"copied 0 image(s) into {dest}/<label>/ ({len(good)} already there)\n"
     assert len([path for path in dest.rglob("*") if path.is_file()]) == len(good)
 
     model = tmp_path / "refit.skops"
@@ -557,7 +596,9 @@ def test_sort_min_proba_and_link(predictions, capsys, tmp_path):
     assert len(parked) == len(unsure) > 0 and len(links) == len(good) - len(unsure)
     assert all(path.resolve().is_relative_to(predictions["photos"].resolve())
                for path in links + parked)
-    assert f"{len(unsure)} below --min-proba" in out
+    assert out == (f"linked {len(good) - len(unsure)} image(s) into {dest}/<label>/ and "
+                   f"{len(unsure)} image(s) below --min-proba {threshold} into "
+                   f"{review}/<label>/\n")
     status, _, _ = run(capsys, "sort", predictions["file"], dest, "--min-proba", threshold,
                        "--link")  # a rerun links nothing again
     assert status == 3
@@ -655,3 +696,16 @@ def test_the_loop_from_names_to_class_folders(loop, capsys, tmp_path):
     status, _, err = run(capsys, "fit", tmp_path / "sorted", "-o", refit, *tiny, "--epochs", "2")
     assert status == 0, err
     assert "on 12 images of 3 classes" in err
+
+
+def test_label_these_next_has_one_default(capsys):
+    """review --next, its --help and review_page() agree: 12 images to label next."""
+    import inspect
+
+    from sklearn_taskres.cli import build_parser
+    from sklearn_taskres.cli._review import review_page
+
+    args = build_parser().parse_args(["review", "p.csv", "-o", "page.html"])
+    assert args.next == inspect.signature(review_page).parameters["n_next"].default == 12
+    assert main(["review", "--help"]) == 0
+    assert "(default: 12, a round of labelling)" in " ".join(capsys.readouterr().out.split())

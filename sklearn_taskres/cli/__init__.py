@@ -32,6 +32,9 @@ CLIP in the prompts are the folder names with underscores as spaces, unless
 lines (or ``folder,display name``, split at the first comma); folders it does
 not list keep their default name.
 
+``--model TinyDigitsCLIP`` is the tiny CLIP of
+:func:`sklearn_taskres.testing.trained_tiny_clip`, offline: trained on
+first use, then cached; it needs no ``--pretrained`` and no config.
 ``--model-config FILE.json`` registers an open_clip model config, named after
 the file's stem, before the command runs (so that custom or tiny models work
 offline); ``--debug`` shows the traceback of an error. Both are accepted
@@ -54,7 +57,9 @@ Exit status
     of the model, a prediction file of another model.
 3
     Some images could not be read (``predict``, ``sort``): their rows say
-    why, and every other image was done.
+    why, and every other image was done. For ``predict``, the images of this
+    run: a run that resumes ``--output FILE`` does not count the unreadable
+    files of the earlier runs (it names how many FILE holds).
 130
     Interrupted (Ctrl-C).
 

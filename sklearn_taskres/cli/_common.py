@@ -25,6 +25,8 @@ EXIT_INTERRUPTED = 130
 IMAGE_SUFFIXES = frozenset(_COMMON_SUFFIXES)
 _MODEL_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 DEFAULT_MODEL = "ViT-B-32"
+#: The tiny digits CLIP of sklearn_taskres.testing: the one name known besides open_clip's.
+TRAINED_TINY_CLIP_NAME = "TinyDigitsCLIP"
 
 
 class CommandError(Exception):
@@ -301,6 +303,46 @@ def pretrained_of(text):
     return None if text.lower() == "none" else text
 
 
+def model_and_weights(args):
+    """``(model, pretrained)`` of ``--model``, ``--model-config`` and ``--pretrained``.
+
+    Besides open_clip's names, the command line knows ``TinyDigitsCLIP``, the
+    tiny CLIP of :func:`sklearn_taskres.testing.trained_tiny_clip`: its config
+    is registered here, and ``--pretrained auto`` means its checkpoint,
+    trained on first use (with a progress bar) and cached.
+    """
+    model = model_name(args)
+    pretrained = pretrained_of(args.pretrained)
+    if model == TRAINED_TINY_CLIP_NAME:
+        pretrained = _tiny_digits_weights(pretrained)
+    return model, pretrained
+
+
+def _tiny_digits_weights(pretrained):
+    """Register the tiny digits CLIP's config; its checkpoint for ``"auto"``."""
+    import open_clip
+
+    from .._clip import register_model_config
+    from .._tiny_digits import TRAINED_TINY_CLIP_CONFIG, cached_checkpoint, trained_checkpoint
+
+    known = open_clip.get_model_config(TRAINED_TINY_CLIP_NAME)
+    if known is not None and json.loads(json.dumps(known)) != TRAINED_TINY_CLIP_CONFIG:
+        raise CommandError(
+            f"expected --model {TRAINED_TINY_CLIP_NAME} to be the tiny digits CLIP, whose "
+            "config the command line knows; got another config registered under that name "
+            "by --model-config (rename that file to use both)"
+        )
+    register_model_config(TRAINED_TINY_CLIP_NAME, TRAINED_TINY_CLIP_CONFIG)
+    if pretrained != "auto":
+        return pretrained
+    path, cached = cached_checkpoint()
+    if not cached:
+        note(f"training {TRAINED_TINY_CLIP_NAME}, the tiny CLIP of scikit-learn's digits, "
+             f"on first use (about a minute on a CPU); then cached as {str(path)!r}")
+        path = trained_checkpoint(verbose=1)
+    return str(path)
+
+
 def _model_format(path, requested):
     """The format to save ``path`` in: ``requested``, or ``skops`` for a ``.skops`` suffix."""
     suffix = Path(path).suffix.lower()
@@ -400,6 +442,8 @@ def with_overrides(classifier, args):
         overrides["device"] = args.device
     if args.pretrained is not None:
         overrides["pretrained"] = pretrained_of(args.pretrained)
+        if classifier.model == TRAINED_TINY_CLIP_NAME:
+            overrides["pretrained"] = _tiny_digits_weights(overrides["pretrained"])
     return classifier.set_params(**overrides)
 
 
@@ -455,13 +499,15 @@ def common_options():
 
 def add_model_options(parser):
     parser.add_argument("--model", default=None,
-                        help="open_clip model name, hf-hub:org/repo or local-dir:/path "
-                        "(default: the --model-config stem if given, else "
-                        f"{DEFAULT_MODEL})")
+                        help="open_clip model name, hf-hub:org/repo or local-dir:/path, or "
+                        f"{TRAINED_TINY_CLIP_NAME} (offline: a tiny CLIP trained on "
+                        "scikit-learn's digits on first use, then cached) (default: the "
+                        f"--model-config stem if given, else {DEFAULT_MODEL})")
     parser.add_argument("--pretrained", default="auto",
                         help="open_clip pretrained tag or local checkpoint file; 'none' for a "
                         "random initialisation; 'auto': the weights of a hf-hub: or "
-                        "local-dir: model, else openai (default: auto)")
+                        f"local-dir: model, the cached checkpoint of {TRAINED_TINY_CLIP_NAME}, "
+                        "else openai (default: auto)")
     parser.add_argument("--templates", action="append", metavar="TEMPLATE",
                         help="prompt template with one {} (such as 'a photo of a {}.') or the "
                         "name of a built-in set (such as eurosat or imagenet); repeat to "

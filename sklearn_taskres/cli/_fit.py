@@ -1,5 +1,7 @@
 """``fit DIR -o MODEL``: learn TaskRes on a labelled image folder and save the classifier."""
 
+from collections import Counter
+
 from .. import _argtypes
 from ._common import (
     EXIT_OK,
@@ -8,13 +10,15 @@ from ._common import (
     check_model_output,
     class_display_names,
     float_type,
-    model_name,
+    model_and_weights,
     note,
-    pretrained_of,
     read_labelled_folder,
     save_classifier,
     templates_of,
 )
+
+#: The paper's schedule: FEW_SHOT_EPOCHS up to FEW_SHOTS images per class, else EPOCHS.
+FEW_SHOTS, FEW_SHOT_EPOCHS, EPOCHS = 4, 100, 200
 
 
 def add_parser(commands, common):
@@ -32,8 +36,9 @@ def add_parser(commands, common):
                      help="peak learning rate of Adam (default: 2e-3; the paper uses 2e-4 "
                      "on ImageNet)")
     fit.add_argument("--epochs", type=_argtypes.positive_int, default=None,
-                     help="training epochs (default: 100 with --shots up to 4, else 200, as in "
-                     "the paper)")
+                     help="training epochs (default: the paper's schedule, "
+                     f"{FEW_SHOT_EPOCHS} when no class has more than {FEW_SHOTS} training "
+                     f"images (after --shots), else {EPOCHS}; the schedule chosen is printed)")
     fit.add_argument("--shots", type=_argtypes.positive_int, default=None, metavar="K",
                      help="train on K images per class, drawn at random with --seed (a class "
                      "with fewer uses all of them once; default: all images)")
@@ -47,6 +52,26 @@ def add_parser(commands, common):
     fit.add_argument("--seed", type=_argtypes.seed, default=0,
                      help="seed of the --shots draw, the batch order and the views (default: 0)")
     fit.set_defaults(handler=run)
+
+
+def paper_epochs(labels):
+    """The epochs of the paper's schedule for these training labels, and why.
+
+    The paper trains 100 epochs at 1, 2 and 4 shots and 200 at 8 and 16; a
+    folder holds as many shots as its largest class has images.
+
+    Examples
+    --------
+    >>> from sklearn_taskres.cli._fit import paper_epochs
+    >>> paper_epochs(["cat", "cat", "dog"])[0], paper_epochs(["cat"] * 8 + ["dog"])[0]
+    (100, 200)
+    """
+    most = max(Counter(labels).values())
+    if most <= FEW_SHOTS:
+        return FEW_SHOT_EPOCHS, (f"the paper's schedule up to {FEW_SHOTS} images per class "
+                                 f"(the most in one class here: {most})")
+    return EPOCHS, (f"the paper's schedule above {FEW_SHOTS} images per class (the most in "
+                    f"one class here: {most})")
 
 
 def run(args):
@@ -71,12 +96,13 @@ def run(args):
         paths, labels = [paths[i] for i in indices], [labels[i] for i in indices]
     epochs = args.epochs
     if epochs is None:
-        epochs = 100 if args.shots is not None and args.shots <= 4 else 200
-    model = model_name(args)
+        epochs, reason = paper_epochs(labels)
+        note(f"training {epochs} epochs: {reason} (--epochs sets another number)")
+    model, pretrained = model_and_weights(args)
     classifier = TaskResClassifier(
         classnames,
         model=model,
-        pretrained=pretrained_of(args.pretrained),
+        pretrained=pretrained,
         templates=templates_of(args.templates),
         alpha=args.alpha,
         learning_rate=args.learning_rate,

@@ -46,8 +46,12 @@ def add_parser(commands, common):
         "--output FILE) as batches finish, with a progress bar on stderr. An unreadable image "
         "does not stop the run: its row has an empty label and the reason in the error column, "
         "and the reason is shown on stderr.",
-        epilog="exit status: 0 every image predicted, 3 some image(s) could not be read (the "
-        "others are predicted), 1 runtime failure, 2 usage or input problem, 130 interrupted",
+        epilog="exit status: 0 every image of this run predicted, 3 some image(s) of this run "
+        "could not be read (the others are predicted), 1 runtime failure, 2 usage or input "
+        "problem, 130 interrupted. A run that resumes --output FILE predicts the images not yet "
+        "in FILE, and its status is about those: the unreadable files of an earlier run keep "
+        "their rows in FILE and are counted in the last line, but do not make it 3 (a rerun "
+        "with nothing to do exits 0)",
     )
     add_loaded_model_options(predict)
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
@@ -116,10 +120,13 @@ def run(args):
     if args.output is not None:
         note(f"wrote {len(todo)} row(s) to {args.output}" + (
             f" ({len(paths) - len(todo)} already there)" if len(todo) < len(paths) else ""))
-    n_failed += n_failed_before
     if n_failed:
         note(f"{n_failed} image(s) could not be read: their rows have an empty label and the "
              "reason in the error column")
+    if n_failed_before:
+        # The status is this run's: a rerun that met no bad file did nothing wrong.
+        note(f"{n_failed_before} image(s) that an earlier run could not read keep their rows "
+             f"in {args.output}; not counted in the exit status of this run")
     return EXIT_SOME_FAILED if n_failed else EXIT_OK
 
 
@@ -145,7 +152,7 @@ def predict_batch(classifier, paths, proba):
             if match is None or int(match[1]) >= len(pending):
                 raise
             bad = pending.pop(int(match[1]))
-            errors[bad] = " ".join(match[2].split())
+            errors[bad] = image_error(match[2], paths[bad])
     else:
         values = labels = []
     predicted = dict(zip(pending, range(len(pending)), strict=True))
@@ -162,6 +169,23 @@ def predict_batch(classifier, paths, proba):
             "error": None,
         })
     return rows
+
+
+def image_error(message, path):
+    """The reason an image could not be read, on one line, without its path.
+
+    The row and the line on stderr name the file once; the library's message
+    (and Pillow's within it) name it again.
+
+    Examples
+    --------
+    >>> from sklearn_taskres.cli._predict import image_error
+    >>> image_error("cannot decode the image file 'a b.jpg': cannot identify image file "
+    ...             "'a b.jpg'", "a b.jpg")
+    'cannot decode the image file: cannot identify image file'
+    """
+    message = re.sub(r"\s*" + re.escape(repr(str(path))), "", message)
+    return " ".join(message.split()).rstrip(":")
 
 
 def _resume(args, paths, classes, fingerprint):

@@ -17,6 +17,9 @@ from .. import _argtypes
 from ._common import EXIT_OK, CommandError, note
 from ._predictions import read_predictions
 
+#: Images in "label these next": a round of labelling.
+N_NEXT = 12
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1d1d1f; background: #fff; }
 h1 { font-size: 1.4rem; margin-bottom: .2rem; }
@@ -50,8 +53,9 @@ def add_parser(commands, common):
                         help="a .csv, .jsonl or .parquet file of 'predict --proba --output'")
     review.add_argument("-o", "--output", required=True, metavar="PAGE.html",
                         help="the HTML file to write")
-    review.add_argument("--next", type=_argtypes.non_negative_int, default=50, metavar="N",
-                        help="images in the 'label these next' section (default: 50)")
+    review.add_argument("--next", type=_argtypes.non_negative_int, default=N_NEXT, metavar="N",
+                        help="images in the 'label these next' section, smallest margin first "
+                        f"(default: {N_NEXT}, a round of labelling)")
     review.add_argument("--per-class", type=_argtypes.non_negative_int, default=50, metavar="K",
                         help="images shown per class, least confident first; the page of "
                         "100,000 images stays as small as that of K per class (default: 50)")
@@ -92,7 +96,7 @@ def confidence(proba):
     return proba[top], runner_up, proba[top] - proba[runner_up]
 
 
-def review_page(classes, rows, *, n_next=50, per_class=50, thumbnail_size=128, title=""):
+def review_page(classes, rows, *, n_next=N_NEXT, per_class=50, thumbnail_size=128, title=""):
     """The HTML of the review page.
 
     Parameters
@@ -101,7 +105,7 @@ def review_page(classes, rows, *, n_next=50, per_class=50, thumbnail_size=128, t
         The classes of the probabilities.
     rows : list of dict
         Rows of :func:`~sklearn_taskres.cli.read_predictions`.
-    n_next : int, default=50
+    n_next : int, default=12
         Images in "label these next": the smallest margins between the two
         most probable classes (uncertainty sampling).
     per_class : int, default=50

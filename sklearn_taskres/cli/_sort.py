@@ -108,29 +108,39 @@ def run(args):
                     f"folder {str(source_folder)!r} inside {str(root)!r} (fit would read it as "
                     "a class). Nothing was copied"
                 )
-    n_done = n_kept = n_review = 0
+    # (placed now, already there) per root: the class folders and the review folder.
+    counts = {destination: [0, 0], review: [0, 0]}
     for source, folder in plan:
         if not source.is_file():
             left_out.append((str(source), "no such file now"))
             continue
         folder.mkdir(parents=True, exist_ok=True)
         target, exists = _target(source, folder, args.link)
-        if exists:
-            n_kept += 1
-        else:
+        if not exists:
             _place(source, target, args.link)
-            n_done += 1
-        n_review += _inside(folder, review)
-    summary = (f"{'linked' if args.link else 'copied'} {n_done} image(s) into {destination} "
-               f"({n_kept} already there)")
-    if args.min_proba is not None:
-        summary += f"; {n_review} below --min-proba {args.min_proba} are in {review}"
-    print(summary)
+        counts[folder.parent][exists] += 1
+    print(_summary(counts, destination, review, args))
     for path, reason in left_out:
         note(f"left out {path!r}: {reason}")
     if left_out:
         note(f"{len(left_out)} image(s) left out (listed above)")
     return EXIT_SOME_FAILED if left_out else EXIT_OK
+
+
+def _summary(counts, destination, review, args):
+    """Where the images went: how many into the class folders, how many into review."""
+
+    def part(root, shown, which):
+        placed, kept = counts[root]
+        text = f"{placed} image(s){which} into {Path(shown) / '<label>'}{os.sep}"
+        return text + (f" ({kept} already there)" if kept else "")
+
+    summary = f"{'linked' if args.link else 'copied'} " + part(destination, args.destination, "")
+    if args.min_proba is not None:
+        shown = (args.review_dir if args.review_dir is not None
+                 else Path(args.destination).parent / review.name)
+        summary += " and " + part(review, shown, f" below --min-proba {args.min_proba}")
+    return summary
 
 
 def _target(source, folder, link):

@@ -8,9 +8,8 @@ from ._common import (
     check_model_output,
     class_display_names,
     default_display_name,
-    model_name,
+    model_and_weights,
     note,
-    pretrained_of,
     read_classnames_file,
     read_labelled_folder,
     save_classifier,
@@ -73,10 +72,11 @@ def run(args):
 
     model_format = None if args.output is None else check_model_output(args.output, args.format)
     classnames = _classnames(args)
+    model, pretrained = model_and_weights(args)
     classifier = zero_shot_classifier(
         classnames,
-        model=model_name(args),
-        pretrained=pretrained_of(args.pretrained),
+        model=model,
+        pretrained=pretrained,
         templates=templates_of(args.templates),
         device=args.device,
         cache_dir=args.cache_dir,
