@@ -542,6 +542,7 @@ def test_fit_class_weight_balanced(capsys, tmp_path, workspace, tiny):
     assert status == 2 and "invalid choice: 'equal'" in err
 
 
+@pytest.mark.auto_precision
 @pytest.mark.parametrize(
     "sizes, shots, epochs, most",
     [({"red": 4, "blue": 2}, None, 100, 4), ({"red": 5, "blue": 2}, None, 200, 5),
@@ -583,6 +584,7 @@ def digit_folder(tmp_path):
     return tmp_path / "digits"
 
 
+@pytest.mark.auto_precision
 def test_tiny_digits_clip_by_name(capsys, tmp_path, tiny_digits_clip, digit_folder):
     """--model TinyDigitsCLIP needs no --pretrained nor config: its cached checkpoint is used."""
     from sklearn_taskres.cli import _common
@@ -617,6 +619,7 @@ def test_tiny_digits_clip_by_name(capsys, tmp_path, tiny_digits_clip, digit_fold
     assert len(out.splitlines()) == 3
 
 
+@pytest.mark.auto_precision
 def test_tiny_digits_clip_trains_on_first_use(capsys, tmp_path, monkeypatch, tiny_digits_clip,
                                               digit_folder):
     """With an empty cache, --model TinyDigitsCLIP trains the model with a progress bar, once."""

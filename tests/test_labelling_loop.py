@@ -190,6 +190,7 @@ def test_a_rerun_resumes_the_file(loop, capsys, tmp_path, suffix):
             "counted in the exit status of this run") in err.splitlines()[-1]
 
 
+@pytest.mark.auto_precision
 def test_a_resumed_run_reports_the_images_it_read(loop, capsys, tmp_path):
     """Resumed, predict exits 3 only when an image of this run could not be read."""
     photos = tmp_path / "photos"
@@ -210,6 +211,7 @@ def test_a_resumed_run_reports_the_images_it_read(loop, capsys, tmp_path):
     assert status == 3 and "1 to go" in err and "1 image(s) could not be read" in err
 
 
+@pytest.mark.auto_precision
 def test_an_unreadable_file_is_named_once(loop, capsys, tmp_path):
     """The line on stderr and the error column name an unreadable file once."""
     broken = loop["photos"] / "roll0" / "broken.jpg"
@@ -252,6 +254,7 @@ def test_a_file_of_another_model_is_refused(loop, capsys, tmp_path):
     assert {row["label"] for row in rows} <= {*COLOURS, None}
 
 
+@pytest.mark.auto_precision
 def test_a_file_of_the_zero_shot_model_is_not_resumed_by_the_fitted_one(loop, capsys,
                                                                         tmp_path):
     """Same classes, names and base but another residual: another model, its file refused."""
@@ -273,6 +276,7 @@ def test_a_file_of_the_zero_shot_model_is_not_resumed_by_the_fitted_one(loop, ca
     assert model_fingerprint(before) != model_fingerprint(after)
 
 
+@pytest.mark.auto_precision
 def test_an_image_named_twice_has_one_row(loop, capsys, tmp_path):
     """An image given twice (its folder and itself) is predicted once into FILE."""
     output = tmp_path / "predictions.csv"
@@ -283,6 +287,7 @@ def test_an_image_named_twice_has_one_row(loop, capsys, tmp_path):
     assert sorted(row["path"] for row in read_predictions(output)[1]) == image_paths(roll)
 
 
+@pytest.mark.auto_precision
 def test_a_model_whose_weights_moved_resumes_its_file(loop, capsys, tmp_path, tiny_checkpoint):
     """--pretrained FILE (the same weights, read from elsewhere) and --device resume the file."""
     output = tmp_path / "predictions.csv"
