@@ -68,6 +68,7 @@ class LabellingServer:
             self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind((HOST, port))
+            self._socket.listen(128)  # connections wait for uvicorn instead of being refused
         except OSError:
             self.session.close()
             raise
@@ -77,7 +78,8 @@ class LabellingServer:
         self.model_file = model_file
         self.save = save_model if save is None else save
         config = uvicorn.Config(build_app(self.session, self.token, self.port),
-                                log_level="warning", access_log=False, lifespan="off")
+                                log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self.encoder = Encoder(self.session)
         self.trainer = Trainer(self.session, model_file, self.save)
@@ -108,6 +110,8 @@ class LabellingServer:
         self._start_workers()
         try:
             self._server.run(sockets=[self._socket])
+        except KeyboardInterrupt:  # uvicorn raises the signal again once it has shut down
+            pass
         finally:
             self.stop()
 

@@ -21,6 +21,8 @@ const page = {
   rejected: new Set(),
   modelVersion: null,
   pressedAt: null,
+  // Decided or skipped here, the request not answered yet: never taken back into the queue.
+  pending: new Set(),
 };
 // Key press to next image shown, in milliseconds (read by the benchmark).
 window.labellingLatencies = [];
@@ -71,6 +73,19 @@ function heldIndices() {
   return held;
 }
 
+// Send a decision about `index` in order; until it is answered the queue leaves it out.
+function send(index, path, body, then) {
+  page.pending.add(index);
+  inOrder(async () => {
+    try {
+      const answer = await request(path, body);
+      if (then) then(answer);
+    } finally {
+      page.pending.delete(index);
+    }
+  });
+}
+
 // Top the queue up to AHEAD images; with `refresh`, also take fresh predictions for the
 // images already held (after a refit or a new class).
 function fill(refresh = false) {
@@ -78,7 +93,8 @@ function fill(refresh = false) {
     const need = AHEAD - page.queue.length;
     if (need <= 0 && !refresh) return;
     const held = heldIndices();
-    const items = await request(`/api/queue?n=${Math.max(need, 0)}&hold=${held.join(",")}`);
+    const excluded = [...held, ...page.pending];
+    const items = await request(`/api/queue?n=${Math.max(need, 0)}&hold=${excluded.join(",")}`);
     const byIndex = new Map(items.map((item) => [item.index, item]));
     if (page.current && byIndex.has(page.current.index) && refresh) {
       const fresh = byIndex.get(page.current.index);
@@ -88,7 +104,7 @@ function fill(refresh = false) {
     page.queue = page.queue.map((item) => Object.assign(item, refresh && byIndex.get(item.index)
       ? { proba: byIndex.get(item.index).proba, suggestion: byIndex.get(item.index).suggestion }
       : {}));
-    const known = new Set(held);
+    const known = new Set([...heldIndices(), ...excluded, ...page.pending]);
     for (const item of items) {
       if (!known.has(item.index)) page.queue.push(preload(item));
     }
@@ -128,14 +144,14 @@ function decide(label) {
   const item = page.current;
   if (!item || page.view !== "single") return;
   const body = label === null ? { index: item.index, none: true } : { index: item.index, label };
-  inOrder(async () => renderState(await request("/api/decide", body)));
+  send(item.index, "/api/decide", body, renderState);
   advance();
 }
 
 function skip() {
   const item = page.current;
   if (!item) return;
-  inOrder(() => request("/api/skip", { index: item.index }));
+  send(item.index, "/api/skip", { index: item.index });
   advance();
 }
 
@@ -338,6 +354,20 @@ function closeGrid() {
   page.view = "single";
   $("grid").hidden = true;
   $("single").hidden = false;
+  const rejected = page.gridRejected || [];
+  page.gridRejected = [];
+  if (rejected.length) {
+    // The images the grid said were not of its class come first, to be labelled one by one.
+    inOrder(async () => {
+      const items = await request(`/api/queue?n=0&hold=${rejected.join(",")}`);
+      const undecided = items.filter((item) => !item.decided);
+      const shown = new Set(undecided.map((item) => item.index));
+      if (page.current) page.queue.unshift(page.current);
+      page.queue = [...undecided.map(preload), ...page.queue.filter((item) => !shown.has(item.index))];
+      page.current = page.queue.shift() || null;
+      show();
+    });
+  }
   fill(true);
 }
 
@@ -385,6 +415,7 @@ function confirmGrid() {
   const accepted = page.grid.map((item) => item.index).filter((index) => !page.rejected.has(index));
   const rejected = [...page.rejected];
   if (!page.grid.length) return;
+  page.gridRejected = [...(page.gridRejected || []), ...rejected];
   // The images on screen in the single view may be among them: they are asked for again.
   page.queue = page.queue.filter((item) => !accepted.includes(item.index));
   if (page.current && accepted.includes(page.current.index)) page.current = null;
