@@ -40,8 +40,9 @@ def folder(tmp_path):
 
 @pytest.fixture(scope="module")
 def start_model(tiny_model):
-    return zero_shot_classifier({name: name for name in COLOURS}, model=tiny_model, pretrained=None, device="cpu",
-                                max_iter=30, learning_rate=0.05, random_state=0)
+    return zero_shot_classifier({name: name for name in COLOURS}, model=tiny_model,
+                                pretrained=None, device="cpu", max_iter=30,
+                                learning_rate=0.05, random_state=0)
 
 
 def encoded_session(start_model, folder, labels_file, **params):

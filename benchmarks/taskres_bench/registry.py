@@ -9,7 +9,7 @@ registered with ``default=False`` runs only in the configurations whose
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import encoding, fit, grid, logistic, photos, predict, ray_data, training
+from . import encoding, fit, grid, labelling, logistic, photos, predict, ray_data, training
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ MEASUREMENTS = {
     "predict_dataset_vs_predict": Measurement("7. Ray Data predict_dataset", ray_data.ratio,
                                               ray_data.lines, default=False),
     "photos": Measurement("8. 12-megapixel photos", photos.ratio, photos.lines, default=False),
+    "labelling": Measurement("9. labelling page", labelling.ratio, labelling.lines,
+                             default=False),
 }
 
 # The ratios of a configuration that does not list its own.

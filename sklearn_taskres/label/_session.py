@@ -215,7 +215,7 @@ class LabellingSession:
     # ------------------------------------------------------------ models
 
     def estimates(self):
-        """The audit estimates ``(trained, start)`` of the latest audits (see :mod:`._estimate`)."""
+        """The estimates ``(trained, start)`` from the latest audits (see :mod:`._estimate`)."""
         with self._lock:
             audits = [(self.decisions[index], trained, start)
                       for index, (trained, start) in self._audits.items()
