@@ -114,9 +114,19 @@ def test_audit_estimates_compare_the_models_on_the_same_images_in_a_window():
     assert (trained.accuracy, start.accuracy, trained.n) == (1.0, 0.0, 4)
     trained, start = audit_estimates(audits, window=100)
     assert trained.accuracy == pytest.approx(4 / 14) and start.accuracy == pytest.approx(10 / 14)
-    assert not prefer_trained(trained, start)
     assert audit_estimates([]) == (None, None)
-    assert prefer_trained(None, None)
+
+
+def test_the_starting_model_is_served_only_on_clear_paired_evidence():
+    """Zero-shot replaces the trained model once it wins two more disagreements than it loses."""
+    assert prefer_trained([])
+    agree = [("a", "a", "a"), ("a", "b", "b")]  # both right, both wrong: no evidence
+    start_wins, trained_wins = ("a", "b", "a"), ("a", "a", "b")
+    assert prefer_trained(agree * 10 + [start_wins])
+    assert not prefer_trained(agree * 10 + [start_wins] * 2)
+    assert prefer_trained([start_wins] * 3 + [trained_wins] * 2)
+    assert not prefer_trained([start_wins] * 4 + [trained_wins] * 2)
+    assert prefer_trained([start_wins] * 2 + agree * 60)  # out of the window of 50
 
 
 # ---------------------------------------------------------------- the labels log

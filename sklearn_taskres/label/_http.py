@@ -29,6 +29,14 @@ async def _body(request):
     return body
 
 
+def _int(text, low, high):
+    """A query parameter as an int, clipped to ``[low, high]``."""
+    try:
+        return min(max(int(text), low), high)
+    except ValueError:
+        raise SessionError(f"expected a whole number; got {text!r}") from None
+
+
 def _int_list(text):
     try:
         return [int(part) for part in text.split(",") if part]
@@ -55,13 +63,13 @@ def build_app(session, token, port):
         return _json(await run_in_threadpool(session.state))
 
     async def queue(request):
-        n_images = min(max(int(request.query_params.get("n", "6")), 0), 50)
+        n_images = _int(request.query_params.get("n", "6"), 0, 50)
         hold = _int_list(request.query_params.get("hold", ""))[:50]
         return _json(await run_in_threadpool(session.queue, n_images, hold))
 
     async def grid(request):
         label = request.query_params.get("label", "")
-        n_images = min(max(int(request.query_params.get("n", "24")), 1), 200)
+        n_images = _int(request.query_params.get("n", "24"), 1, 200)
         return _json(await run_in_threadpool(session.grid, label, n_images))
 
     async def confirm_grid(request):

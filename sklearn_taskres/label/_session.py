@@ -214,20 +214,22 @@ class LabellingSession:
 
     # ------------------------------------------------------------ models
 
+    def _labelled_audits(self):
+        with self._lock:
+            return [(self.decisions[index], trained, start)
+                    for index, (trained, start) in self._audits.items()
+                    if self.decisions.get(index) is not None]
+
     def estimates(self):
         """The estimates ``(trained, start)`` from the latest audits (see :mod:`._estimate`)."""
-        with self._lock:
-            audits = [(self.decisions[index], trained, start)
-                      for index, (trained, start) in self._audits.items()
-                      if self.decisions.get(index) is not None]
-        return audit_estimates(audits, WINDOW)
+        return audit_estimates(self._labelled_audits(), WINDOW)
 
     def serving_model(self):
         """The model whose predictions the page shows: the trained one, unless it is worse."""
         with self._lock:
             if self.trained_model is None:
                 return self.start_model
-            return self.trained_model if prefer_trained(*self.estimates()) else (
+            return self.trained_model if prefer_trained(self._labelled_audits()) else (
                 self.start_model)
 
     def training_data(self):

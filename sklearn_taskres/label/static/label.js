@@ -268,11 +268,13 @@ function renderState(state) {
   $("refitting").hidden = !model.refitting && model.trained_version === state.version;
   const estimate = $("estimate");
   if (trained && start) {
+    const worse = Boolean(model.trained_after && model.serving === "start");
     estimate.textContent = `Estimated accuracy on the unlabelled images, from ${trained.n} random `
       + `image${trained.n === 1 ? "" : "s"}: retrained ${formatEstimate(trained)}, `
       + `${model.start} ${formatEstimate(start)}`
-      + (trained.accuracy < start.accuracy ? ` — the retrained model is worse: ${model.start} is served.` : ".");
-    estimate.classList.toggle("warning", trained.accuracy < start.accuracy);
+      + (worse ? ` — the retrained model is worse on these images: ${model.start} is served.`
+        : trained.accuracy < start.accuracy ? " (no clear difference yet)." : ".");
+    estimate.classList.toggle("warning", worse);
   }
   if (state.error) showError(state.error);
   renderRecent(state);
