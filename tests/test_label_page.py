@@ -121,6 +121,8 @@ def label_by_key(page, n_images):
 def test_page_labels_twenty_images_by_key(page, server, tmp_path):
     """Twenty key presses: twenty durable rows of the right classes, and a retrained model."""
     open_page(page, server)
+    expect(page.locator("#classes kbd")).to_have_text(["1", "2", "3"])
+    expect(page.locator("#classes .name")).to_have_text(list(COLOURS))
     names = label_by_key(page, 20)
     session = server.session
     wait_for(lambda: len(session.decisions) == 20 and session.trained_after == 20

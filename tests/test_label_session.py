@@ -231,6 +231,36 @@ def test_trainer_folds_decisions_made_during_a_refit_into_the_next(start_model, 
         trainer.join(10)
 
 
+def test_trainer_refits_on_one_thread_of_its_own(start_model, folder, tmp_path, monkeypatch):
+    """The trainer thread refits with one torch thread; the caller's thread count is unchanged."""
+    import torch
+
+    from sklearn_taskres.label import _trainer
+
+    seen = []
+
+    def counting_refit(*args):
+        seen.append(torch.get_num_threads())
+        return refit(*args)
+
+    monkeypatch.setattr(_trainer, "refit", counting_refit)
+    threads = torch.get_num_threads()
+    session = encoded_session(start_model, folder, tmp_path / "labels.csv")
+    trainer = Trainer(session)
+    trainer.start()
+    try:
+        session.decide(session.queue(1)[0]["index"], "red")
+        for _ in range(400):
+            if seen:
+                break
+            trainer.join(0.05)
+    finally:
+        trainer.stop()
+        trainer.join(10)
+    assert seen == [1]
+    assert torch.get_num_threads() == threads
+
+
 def test_serving_model_is_the_starting_one_when_audits_say_it_is_better(start_model, folder,
                                                                         tmp_path):
     """Audits where the retrained model erred and zero-shot did not: zero-shot is served."""
