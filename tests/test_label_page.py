@@ -110,6 +110,7 @@ def label_by_key(page, n_images):
     """Press the key of every image's true class; return the file names in order."""
     names = []
     for _ in range(n_images):
+        expect(page.locator("#filename")).not_to_have_text("")
         name = page.locator("#filename").text_content()
         assert name not in names
         names.append(name)
@@ -253,6 +254,8 @@ def test_label_command_resumes_after_kill_9(page, tmp_path):
     try:
         page.goto(url)
         expect(page.locator("#labelled")).to_contain_text("Labelled 5 of 15")
+        expect(page.locator("#filename")).not_to_have_text("")
+        assert page.locator("#filename").text_content() not in names
         offered = page.evaluate("fetch('/api/queue?n=50').then((r) => r.json())")
         assert len(offered) == 10
         assert not {item["name"] for item in offered} & set(names)
