@@ -140,3 +140,21 @@ def test_label_command_refuses_bad_input_before_serving(labelled, tmp_path, caps
     assert main(argv) == 2
     assert "which is not one. Nothing was changed" in capsys.readouterr().err
     assert other.read_text() == "path,label\n/a.png,cat\n"
+
+
+def test_the_page_without_the_app_extra_names_the_extra(monkeypatch, labelled, tmp_path, capsys):
+    """Without Starlette, importing the page (and the label command) says what to install."""
+    import importlib
+    import sys
+
+    for name in [name for name in sys.modules if name.startswith("sklearn_taskres.label")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    with pytest.raises(ImportError, match=r'pip install "sklearn-taskres\[app\]"'):
+        importlib.import_module("sklearn_taskres.label")
+    status = main(["label", str(labelled["photos"]), "--classes", "a", "b", "--labels",
+                   str(tmp_path / "l.csv"), "-o", str(tmp_path / "m.skops"), "--no-browser",
+                   *labelled["tiny"]])
+    assert status == 1
+    assert 'pip install "sklearn-taskres[app]"' in capsys.readouterr().err
+    assert not (tmp_path / "l.csv").exists()
