@@ -73,6 +73,24 @@ def test_session_encodes_every_image_and_reports_the_unreadable_one(start_model,
                                                                          len(folder) - 1, 1)
 
 
+def test_a_second_session_reads_the_features_from_the_store(tiny_model, folder, tmp_path,
+                                                            encoded_rows):
+    """With a cache_dir, a new session (a new process's memory) on the folder encodes nothing."""
+    from sklearn_taskres import clear_feature_cache
+
+    model = zero_shot_classifier({name: name for name in COLOURS}, model=tiny_model,
+                                 pretrained=None, device="cpu", cache_dir=tmp_path / "store")
+    clear_feature_cache()
+    first = encoded_session(model, folder, tmp_path / "first.csv")
+    assert encoded_rows["rows"] == len(folder) - 1
+    clear_feature_cache()  # as a new process would start
+    second = encoded_session(model, folder, tmp_path / "second.csv")
+    assert encoded_rows["rows"] == len(folder) - 1
+    np.testing.assert_array_equal(second.features, first.features)
+    first.close()
+    second.close()
+
+
 def test_session_queue_never_offers_decided_held_or_unreadable_images(start_model, folder,
                                                                       tmp_path):
     """Queue picks are new images: not decided, not held by the page, not broken."""
