@@ -139,6 +139,30 @@ def test_page_labels_twenty_images_by_key(page, server, tmp_path):
     assert page.errors == []
 
 
+def test_page_filters_the_classes_by_typing(page, server):
+    """'/' then a few letters narrows the buttons; a digit picks a match, Enter the first."""
+    open_page(page, server)
+    first = page.locator("#filename").text_content()
+    page.keyboard.press("/")
+    page.keyboard.type("e")  # red, green, blue all hold an e
+    expect(page.locator("#classes .name")).to_have_text(list(COLOURS))
+    page.keyboard.type("e")  # only green holds "ee"
+    expect(page.locator("#classes .name")).to_have_text(["green"])
+    expect(page.locator("#classes kbd")).to_have_text(["1"])
+    page.keyboard.press("1")
+    expect(page.locator("#filename")).not_to_have_text(first)
+    second = page.locator("#filename").text_content()
+    page.keyboard.press("/")
+    page.keyboard.type("bl")
+    page.keyboard.press("Enter")
+    expect(page.locator("#filename")).not_to_have_text(second)
+    expect(page.locator("#classes .name")).to_have_text(list(COLOURS))
+    wait_for(lambda: len(server.session.decisions) == 2)
+    by_name = {Path(server.session.paths[index]).name: label
+               for index, label in server.session.decisions.items()}
+    assert by_name == {first: "green", second: "blue"}
+
+
 def test_page_undo_shows_the_image_again(page, server, tmp_path):
     """Backspace withdraws the last decision (a new row) and shows its image again."""
     open_page(page, server)

@@ -451,12 +451,17 @@ function onKey(event) {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const target = event.target;
   if (target === $("filter")) {
-    if (event.key === "Enter") {
+    // Enter picks the first match, a digit the match of that number (as on the buttons).
+    const matches = visibleClasses();
+    const position = event.key === "Enter" ? 0
+      : /^[0-9]$/.test(event.key) ? (event.key === "0" ? 9 : Number(event.key) - 1) : null;
+    if (position !== null) {
       event.preventDefault();
-      const [first] = visibleClasses();
+      const chosen = matches[position];
       $("filter").value = "";
       $("filter").blur();
-      if (first) { page.pressedAt = performance.now(); decide(first.label); }
+      if (chosen) { page.pressedAt = performance.now(); decide(chosen.label); }
+      else renderItem();
     } else if (event.key === "Escape") {
       $("filter").value = "";
       $("filter").blur();
