@@ -103,6 +103,24 @@ CONFIGS = {
                "6 and 8), ViT-B-32 with random weights, cache cold; the former pipeline is "
                "precision='fp32', jpeg_draft=False, exif_orientation=False",),
     ),
+    "labelling": Config(
+        name="labelling",
+        models=("ViT-B-32",),
+        image_size=(64, 48),  # unused: the measurement writes its own images
+        n_classes=2,
+        shots=1,
+        templates=("a photo of a {}.",),
+        text_classes=2,
+        n_predict=0,
+        epochs=1,
+        official_epochs=0,
+        ratios=("labelling",),
+        breakdown=False,
+        in_all=False,
+        notes=("ratio 9: a simulated person on the 797 held-out bold digits (tiny digits "
+               "CLIP, 5 seeds, a refit after every label), the page's order against random "
+               "order; latency in Chromium over 2,000 images of ViT-B-32 with random weights",),
+    ),
     "grid-cpu": Config(
         name="grid-cpu",
         models=("ViT-B-32",),

@@ -48,7 +48,8 @@ def parse_args(argv=None):
     parser.add_argument("--config", choices=(*CONFIGS, "all", STORE), default="all",
                         help="tiny: smoke run (seconds); mid: CPU-sized; grid-cpu: ratio 3 "
                         "with ViT-B-32 on the CPU (minutes); photos: ratio 8, 48 "
-                        "12-megapixel JPEG photos with ViT-B-32 (minutes); real: RN50, "
+                        "12-megapixel JPEG photos with ViT-B-32 (minutes); labelling: ratio 10, "
+                        "the labelling page's order, estimate and latency (minutes); real: RN50, "
                         "ViT-B-32 and ViT-L-14 at real sizes (CUDA only); all: tiny and "
                         "mid, plus real on CUDA (default); store: the on-disk feature "
                         "store alone (options below)")

@@ -9,7 +9,18 @@ registered with ``default=False`` runs only in the configurations whose
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import encoding, fit, grid, logistic, photos, predict, ray_data, ray_photos, training
+from . import (
+    encoding,
+    fit,
+    grid,
+    labelling,
+    logistic,
+    photos,
+    predict,
+    ray_data,
+    ray_photos,
+    training,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,8 @@ MEASUREMENTS = {
     "photos": Measurement("8. 12-megapixel photos", photos.ratio, photos.lines, default=False),
     "ray_photos_bytes_vs_read_images": Measurement(
         "9. Ray Data photos", ray_photos.ratio, ray_photos.lines, default=False),
+    "labelling": Measurement("10. labelling page", labelling.ratio, labelling.lines,
+                             default=False),
 }
 
 # The ratios of a configuration that does not list its own.

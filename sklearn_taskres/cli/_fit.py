@@ -5,6 +5,7 @@ from collections import Counter
 from .. import _argtypes
 from ._common import (
     EXIT_OK,
+    CommandError,
     add_model_options,
     add_save_options,
     check_model_output,
@@ -15,6 +16,12 @@ from ._common import (
     read_labelled_folder,
     save_classifier,
     templates_of,
+)
+from ._fit_checks import (
+    cross_validation_report,
+    read_labels_file,
+    say_cross_validation,
+    warn_unlabelled_classes,
 )
 
 #: The paper's schedule: FEW_SHOT_EPOCHS up to FEW_SHOTS images per class, else EPOCHS.
@@ -27,7 +34,11 @@ def add_parser(commands, common):
         description="Learn TaskRes on DIR/<class>/<images> and save the classifier. The labels "
         "are the class folder names (sorted); CLIP reads them with underscores as spaces.",
     )
-    fit.add_argument("directory", metavar="DIR", help="labelled image folder")
+    fit.add_argument("directory", metavar="DIR", nargs="?", default=None,
+                     help="labelled image folder (or --labels)")
+    fit.add_argument("--labels", metavar="LABELS.csv", default=None,
+                     help="fit on the labels file of 'label' instead of DIR: the last "
+                     "decision of every image ('none of these' left out)")
     add_save_options(fit, required=True)
     add_model_options(fit)
     fit.add_argument("--alpha", type=float_type(0, True), default=0.5,
@@ -80,11 +91,18 @@ def run(args):
     from ..fewshot import sample_few_shot
 
     model_format = check_model_output(args.output, args.format)
-    folders, paths, labels = read_labelled_folder(args.directory)
-    classnames = class_display_names(folders, args.classnames_file)
-    for folder in folders:
-        if folder not in labels:
-            note(f"note: class {folder!r} has no images; it is predicted zero-shot")
+    if (args.directory is None) == (args.labels is None):
+        raise CommandError("expected a labelled folder DIR or --labels LABELS.csv; got "
+                           + ("both" if args.labels else "neither"))
+    if args.labels is not None:
+        classnames, paths, labels, n_none = read_labels_file(args.labels, args.classnames_file)
+        folders = list(classnames)
+        if n_none:
+            note(f"{n_none} image(s) of none of the classes left out")
+    else:
+        folders, paths, labels = read_labelled_folder(args.directory)
+        classnames = class_display_names(folders, args.classnames_file)
+    warn_unlabelled_classes(folders, labels)
     if args.shots is not None:
         counts = {folder: labels.count(folder) for folder in folders}
         for folder, count in counts.items():
@@ -115,6 +133,8 @@ def run(args):
     )
     classifier.fit(paths, labels)
     save_classifier(classifier, args.output, model_format)
+    if not args.augment_views:  # its plain features are those of the fit: no new encoding
+        say_cross_validation(cross_validation_report(classifier, paths, labels, args.seed))
     note(f"fitted TaskRes on {len(paths)} images of {len(folders)} classes ({model}, "
           f"{epochs} epochs); saved to {args.output} ({model_format})")
     return EXIT_OK

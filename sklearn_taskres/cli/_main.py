@@ -4,7 +4,7 @@ import argparse
 import sys
 import warnings
 
-from . import _cache, _evaluate, _fit, _predict, _review, _sort, _zero_shot
+from . import _cache, _evaluate, _fit, _label, _predict, _review, _sort, _zero_shot
 from ._common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -16,7 +16,7 @@ from ._common import (
 )
 
 #: The commands in the order of ``--help``; each module adds its parser and handler.
-_COMMANDS = (_fit, _predict, _evaluate, _zero_shot, _review, _sort, _cache)
+_COMMANDS = (_fit, _predict, _evaluate, _zero_shot, _review, _label, _sort, _cache)
 
 
 def build_parser():

@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .._labels_log import final_decisions, is_labels_log, read_labels_log
 from ._common import EXIT_OK, EXIT_SOME_FAILED, PROG, CommandError, note
 from ._predictions import read_predictions
 from ._review import confidence
@@ -29,7 +30,9 @@ def add_parser(commands, common):
         "missing), 2 usage or input problem",
     )
     sort.add_argument("predictions", metavar="PREDICTIONS",
-                      help="a .csv, .jsonl or .parquet file of 'predict --output'")
+                      help="a .csv, .jsonl or .parquet file of 'predict --output', or the "
+                      "labels file of 'label' (the last decision of every image; images of "
+                      "none of the classes are left where they are)")
     sort.add_argument("destination", metavar="DEST", help="folder of the class folders")
     sort.add_argument("--min-proba", type=_probability, default=None, metavar="P",
                       help="images predicted with a probability below P go to the review "
@@ -51,6 +54,16 @@ def _probability(text):
     return value
 
 
+def _labels_rows(path):
+    """The rows of a labels file of ``label`` as prediction rows: one per labelled image."""
+    decisions = final_decisions(read_labels_log(path))
+    n_none = sum(label is None for label in decisions.values())
+    if n_none:
+        note(f"{n_none} image(s) of none of the classes in {path!r} are not sorted")
+    return None, [{"path": image, "label": label, "proba": None, "error": None}
+                  for image, label in decisions.items() if label is not None]
+
+
 def _check_folder_name(label):
     """A label as the name of a class folder that fit reads back as the same label."""
     name = str(label)
@@ -69,7 +82,10 @@ def _inside(path, folder):
 
 def run(args):
     """``sort``: copy or link the images into class folders."""
-    classes, rows = read_predictions(args.predictions)
+    if is_labels_log(args.predictions):
+        classes, rows = _labels_rows(args.predictions)
+    else:
+        classes, rows = read_predictions(args.predictions)
     if args.min_proba is not None and classes is None:
         raise CommandError(
             f"expected probabilities in {args.predictions!r} for --min-proba (written by "
