@@ -45,6 +45,7 @@ def labelled(tmp_path_factory):
     return {"root": root, "photos": photos, "labels": root / "labels.csv", "tiny": tiny}
 
 
+@pytest.mark.auto_precision
 def test_fit_from_a_labels_file_takes_the_last_decision_of_every_image(labelled, capsys):
     """fit --labels: the session's classes, the last decision per image, 'none' left out."""
     output = labelled["root"] / "fitted.skops"
@@ -58,6 +59,7 @@ def test_fit_from_a_labels_file_takes_the_last_decision_of_every_image(labelled,
     assert "1 image(s) of none of the classes left out" in err
 
 
+@pytest.mark.auto_precision
 def test_fit_warns_about_a_class_without_a_labelled_image(labelled, capsys):
     """A class without a label gets a warning that says what happens to it."""
     output = labelled["root"] / "warned.skops"
@@ -69,6 +71,7 @@ def test_fit_warns_about_a_class_without_a_labelled_image(labelled, capsys):
     assert "class 'red' has no" not in err
 
 
+@pytest.mark.auto_precision
 def test_fit_prints_cross_validated_accuracy_against_zero_shot(labelled, capsys):
     """With enough labels, fit prints the cross-validated accuracy and zero-shot's."""
     output = labelled["root"] / "checked.skops"
@@ -82,6 +85,7 @@ def test_fit_prints_cross_validated_accuracy_against_zero_shot(labelled, capsys)
     assert accuracy >= 0.9
 
 
+@pytest.mark.auto_precision
 def test_fit_says_when_there_are_too_few_labels_to_cross_validate(labelled, tmp_path, capsys):
     """Fewer than 20 labelled images: no cross-validated accuracy, and it says so."""
     folder = tmp_path / "few"

@@ -119,6 +119,7 @@ def label_by_key(page, n_images):
     return names
 
 
+@pytest.mark.auto_precision
 def test_page_labels_twenty_images_by_key(page, server, tmp_path):
     """Twenty key presses: twenty durable rows of the right classes, and a retrained model."""
     open_page(page, server)
@@ -139,6 +140,7 @@ def test_page_labels_twenty_images_by_key(page, server, tmp_path):
     assert page.errors == []
 
 
+@pytest.mark.auto_precision
 def test_page_filters_the_classes_by_typing(page, server):
     """'/' then a few letters narrows the buttons; a digit picks a match, Enter the first."""
     open_page(page, server)
@@ -163,6 +165,7 @@ def test_page_filters_the_classes_by_typing(page, server):
     assert by_name == {first: "green", second: "blue"}
 
 
+@pytest.mark.auto_precision
 def test_page_undo_shows_the_image_again(page, server, tmp_path):
     """Backspace withdraws the last decision (a new row) and shows its image again."""
     open_page(page, server)
@@ -180,6 +183,7 @@ def test_page_undo_shows_the_image_again(page, server, tmp_path):
     expect(page.locator("#labelled")).to_contain_text("+1 none of these")
 
 
+@pytest.mark.auto_precision
 def test_page_grid_confirms_all_but_the_clicked_images(page, server):
     """In the grid, clicked images are left out; Enter labels the rest with the class."""
     open_page(page, server)
@@ -201,6 +205,7 @@ def test_page_grid_confirms_all_but_the_clicked_images(page, server):
     expect(page.locator("#filename")).to_have_text(Path(server.session.paths[rejected]).name)
 
 
+@pytest.mark.auto_precision
 def test_page_shows_file_and_class_names_as_text(page, start_model, tmp_path):
     """A file named like markup, and a class added with markup in its name, stay text."""
     paths = write_folder(tmp_path / "photos", 0, extra=[XSS_NAME, "plain.png"])
@@ -219,6 +224,7 @@ def test_page_shows_file_and_class_names_as_text(page, start_model, tmp_path):
         assert page.dialogs == [] and page.errors == []
 
 
+@pytest.mark.auto_precision
 def test_page_needs_the_token_and_keeps_it_in_a_cookie(page, server):
     """Without the token the server refuses; with it, an HttpOnly cookie replaces it."""
     response = page.goto(server.url.split("?")[0])
@@ -231,6 +237,7 @@ def test_page_needs_the_token_and_keeps_it_in_a_cookie(page, server):
     assert page.goto(server.url.split("?")[0] + "api/state").status == 200
 
 
+@pytest.mark.auto_precision
 def test_page_refuses_a_rebound_host_name(page, server):
     """A page of another name that resolves to 127.0.0.1 (DNS rebinding) gets nothing."""
     response = page.goto(server.url.replace("127.0.0.1", REBOUND_HOST))

@@ -59,6 +59,7 @@ def true_label(session, index):
 # ---------------------------------------------------------------- the session
 
 
+@pytest.mark.auto_precision
 def test_session_encodes_every_image_and_reports_the_unreadable_one(start_model, folder,
                                                                     tmp_path):
     """Every readable image gets features; the broken file is listed, not fatal."""
@@ -73,6 +74,7 @@ def test_session_encodes_every_image_and_reports_the_unreadable_one(start_model,
                                                                          len(folder) - 1, 1)
 
 
+@pytest.mark.auto_precision
 def test_a_second_session_reads_the_features_from_the_store(tiny_model, folder, tmp_path,
                                                             encoded_rows):
     """With a cache_dir, a new session (a new process's memory) on the folder encodes nothing."""
@@ -91,6 +93,7 @@ def test_a_second_session_reads_the_features_from_the_store(tiny_model, folder, 
     second.close()
 
 
+@pytest.mark.auto_precision
 def test_session_queue_never_offers_decided_held_or_unreadable_images(start_model, folder,
                                                                       tmp_path):
     """Queue picks are new images: not decided, not held by the page, not broken."""
@@ -106,6 +109,7 @@ def test_session_queue_never_offers_decided_held_or_unreadable_images(start_mode
     assert len(new) == len(folder) - 1 - 1 - 2
 
 
+@pytest.mark.auto_precision
 def test_session_decisions_reach_the_labels_file_before_they_count(start_model, folder,
                                                                    tmp_path):
     """decide, none of these and undo are rows on disk; undo shows the image again first."""
@@ -127,6 +131,7 @@ def test_session_decisions_reach_the_labels_file_before_they_count(start_model, 
         session.decide(10_000, "red")
 
 
+@pytest.mark.auto_precision
 def test_session_resumes_from_the_labels_file(start_model, folder, tmp_path):
     """A new session on the same file keeps every decision and does not offer them again."""
     labels = tmp_path / "labels.csv"
@@ -146,6 +151,7 @@ def test_session_resumes_from_the_labels_file(start_model, folder, tmp_path):
     again.close()
 
 
+@pytest.mark.auto_precision
 def test_session_none_of_these_is_kept_out_of_training(start_model, folder, tmp_path):
     """Images decided 'none of these' are not training data."""
     session = encoded_session(start_model, folder, tmp_path / "labels.csv")
@@ -158,6 +164,7 @@ def test_session_none_of_these_is_kept_out_of_training(start_model, folder, tmp_
     np.testing.assert_array_equal(X, session.features[[b]])
 
 
+@pytest.mark.auto_precision
 def test_session_adds_a_class_by_name(start_model, folder, tmp_path):
     """A class added during the session is a button, a log row, and a class of every model."""
     labels = tmp_path / "labels.csv"
@@ -177,6 +184,7 @@ def test_session_adds_a_class_by_name(start_model, folder, tmp_path):
     resumed.close()
 
 
+@pytest.mark.auto_precision
 def test_session_refuses_a_labels_file_of_other_classes(start_model, folder, tmp_path,
                                                         tiny_model):
     """Resuming with other classes is an error, not a silent mix."""
@@ -187,6 +195,7 @@ def test_session_refuses_a_labels_file_of_other_classes(start_model, folder, tmp
         LabellingSession(other, folder, labels)
 
 
+@pytest.mark.auto_precision
 def test_grid_confirms_the_rest_and_shows_the_rejected_next(start_model, folder, tmp_path):
     """The grid labels the accepted images of its class; the rejected come first in the queue."""
     session = encoded_session(start_model, folder, tmp_path / "labels.csv")
@@ -205,6 +214,7 @@ def test_grid_confirms_the_rest_and_shows_the_rejected_next(start_model, folder,
 # ---------------------------------------------------------------- the trainer
 
 
+@pytest.mark.auto_precision
 def test_refit_learns_from_the_labels_and_is_an_ordinary_classifier(start_model, folder,
                                                                     tmp_path):
     """The trainer's model fits the labelled images and saves and loads as any classifier."""
@@ -227,6 +237,7 @@ def test_refit_learns_from_the_labels_and_is_an_ordinary_classifier(start_model,
     np.testing.assert_allclose(reference.residual_, model.residual_, atol=1e-6)
 
 
+@pytest.mark.auto_precision
 def test_trainer_folds_decisions_made_during_a_refit_into_the_next(start_model, folder,
                                                                    tmp_path):
     """The trainer fits the latest labels; a refit of stale labels is never installed last."""
@@ -249,6 +260,7 @@ def test_trainer_folds_decisions_made_during_a_refit_into_the_next(start_model, 
         trainer.join(10)
 
 
+@pytest.mark.auto_precision
 def test_trainer_refits_on_one_thread_of_its_own(start_model, folder, tmp_path, monkeypatch):
     """The trainer thread refits with one torch thread; the caller's thread count is unchanged."""
     import torch
@@ -279,6 +291,7 @@ def test_trainer_refits_on_one_thread_of_its_own(start_model, folder, tmp_path, 
     assert torch.get_num_threads() == threads
 
 
+@pytest.mark.auto_precision
 def test_serving_model_is_the_starting_one_when_audits_say_it_is_better(start_model, folder,
                                                                         tmp_path):
     """Audits where the retrained model erred and zero-shot did not: zero-shot is served."""
@@ -298,6 +311,7 @@ def test_serving_model_is_the_starting_one_when_audits_say_it_is_better(start_mo
     assert state["model"]["serving"] == "start" and state["estimate"]["start"]["n"] == 3
 
 
+@pytest.mark.auto_precision
 def test_audit_decisions_record_both_predictions(start_model, folder, tmp_path):
     """An image the queue drew at random is logged as an audit with both models' predictions."""
     session = encoded_session(start_model, folder, tmp_path / "labels.csv", audit_share=1.0)
@@ -346,6 +360,7 @@ def authorised(client):
 JSON_POST = {"origin": f"http://127.0.0.1:{PORT}", "content-type": "application/json"}
 
 
+@pytest.mark.auto_precision
 def test_http_token_in_the_url_becomes_a_cookie(client):
     """Without the token: 403; /?token= sets an HttpOnly SameSite cookie and drops it."""
     assert client.get("/").status_code == 403
@@ -359,6 +374,7 @@ def test_http_token_in_the_url_becomes_a_cookie(client):
     assert "token" not in client.get("/").text
 
 
+@pytest.mark.auto_precision
 def test_http_refuses_other_hosts(client):
     """DNS rebinding: a Host other than localhost / 127.0.0.1 / [::1] with the port is refused."""
     authorised(client)
@@ -369,6 +385,7 @@ def test_http_refuses_other_hosts(client):
         assert client.get("/api/state", headers={"host": host}).status_code == 403, host
 
 
+@pytest.mark.auto_precision
 def test_http_changes_need_post_json_and_the_pages_origin(client):
     """A decision from another origin, without an origin, or as a form is refused."""
     authorised(client)
@@ -387,6 +404,7 @@ def test_http_changes_need_post_json_and_the_pages_origin(client):
     assert client.session.decisions == {index: "red"}
 
 
+@pytest.mark.auto_precision
 def test_http_serves_images_by_index_only(client):
     """Images by index; paths, traversal and unknown indices are 404."""
     authorised(client)
@@ -401,6 +419,7 @@ def test_http_serves_images_by_index_only(client):
         assert client.get(path).status_code == 404, path
 
 
+@pytest.mark.auto_precision
 def test_http_sends_a_strict_content_security_policy(client):
     """Every answer forbids scripts of other origins and inline ones, and framing."""
     authorised(client)
@@ -410,6 +429,7 @@ def test_http_sends_a_strict_content_security_policy(client):
     assert client.get("/api/state").headers["x-content-type-options"] == "nosniff"
 
 
+@pytest.mark.auto_precision
 def test_http_decide_undo_grid_and_classes(client):
     """The JSON API drives the session: decide, undo, grid confirmation, a new class."""
     authorised(client)

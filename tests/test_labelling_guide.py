@@ -23,6 +23,10 @@ N_SCANS = 100
 def guide_commands(path=GUIDE):
     """The shell commands of the guide's ``bash`` blocks, in order.
 
+    The section on the labelling page writes its commands in ``shell`` blocks:
+    they wait for a person in a browser (tests/test_label_command.py and
+    tests/test_label_page.py run them).
+
     A command runs on over continuation lines (a trailing backslash) and
     over lines inside an open quote.
     """

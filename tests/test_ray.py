@@ -349,6 +349,7 @@ def _phone_photos(folder, images, labels):
     return paths
 
 
+@pytest.mark.auto_precision
 def test_photos_read_as_bytes_decode_upright_as_predict_does(tiny_model, data, tmp_path):
     """read_binary_files + image_column="bytes": fit and predict as on the paths.
 
