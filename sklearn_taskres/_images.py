@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +331,7 @@ def _describe(index, item):
 # File digests by file identity and stamp: a grid search hashes every file once.
 _FILE_DIGESTS = {}
 _FILE_DIGESTS_LOCK = threading.Lock()
+_HASHING = {}  # stamp -> Future of the digest being computed by another thread
 _FILE_DIGESTS_MAX = 2**16
 _SETTLED_SECONDS = 2.0
 
@@ -354,11 +355,26 @@ def _file_digest(path, status):
              status.st_ctime_ns)
     with _FILE_DIGESTS_LOCK:
         known = _FILE_DIGESTS.get(stamp)
-    if known is None:
+        hashing = _HASHING.get(stamp) if known is None else None
+        mine = known is None and hashing is None
+        if mine:  # threads that meet the same file wait for this one's digest
+            hashing = _HASHING[stamp] = Future()
+    if known is not None:
+        return known
+    if not mine:
+        return hashing.result()
+    try:
         content = path.read_bytes()
         known = _digest(b"file", content), _header(content)
-        if time.time() - max(status.st_mtime, status.st_ctime) > _SETTLED_SECONDS:
-            with _FILE_DIGESTS_LOCK:
+        hashing.set_result(known)
+    except BaseException as exc:
+        hashing.set_exception(exc)
+        raise
+    finally:
+        with _FILE_DIGESTS_LOCK:
+            del _HASHING[stamp]
+            if hashing.exception() is None and (
+                    time.time() - max(status.st_mtime, status.st_ctime) > _SETTLED_SECONDS):
                 if len(_FILE_DIGESTS) >= _FILE_DIGESTS_MAX:
                     del _FILE_DIGESTS[next(iter(_FILE_DIGESTS))]  # the oldest entry
                 _FILE_DIGESTS[stamp] = known

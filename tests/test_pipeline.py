@@ -95,3 +95,28 @@ def test_the_schedule_does_not_change_a_feature(tiny_model, monkeypatch):
         [encoder.preprocess(source.load()) for source in image_sources(images[start:start + 3])]))
         for start in range(0, 9, 3)])
     np.testing.assert_array_equal(taking_turns, expected)
+
+
+def test_a_file_named_at_several_indexes_is_read_once_while_threads_hash(tmp_path,
+                                                                        monkeypatch):
+    """Threads that meet the same file at once wait for one digest instead of reading it again."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from sklearn_taskres import _images
+
+    monkeypatch.setattr(_images, "_SETTLED_SECONDS", -1.0)
+    _images.forget_file_digests()
+    path = tmp_path / "img.png"
+    Image.fromarray(make_images(1, seed=5)[0]).save(path)
+    reads, read_bytes = [], Path.read_bytes
+
+    def slow_read(self):
+        reads.append(self)
+        time.sleep(0.2)  # every thread has started on the file by now
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", slow_read)
+    sources = image_sources([path, str(path), path, str(path)])
+    assert len({source.digest for source in sources}) == 1 and len(reads) == 1
