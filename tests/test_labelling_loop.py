@@ -714,3 +714,16 @@ def test_label_these_next_has_one_default(capsys):
     assert args.next == inspect.signature(review_page).parameters["n_next"].default == 12
     assert main(["review", "--help"]) == 0
     assert "(default: 12, a round of labelling)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.auto_precision
+def test_fit_keeps_a_class_whose_folder_is_still_empty(loop, capsys, tmp_path):
+    """An empty DIR/<class>/ is a class of the model (zero-shot row), with a warning naming it."""
+    labelled = tmp_path / "labelled"
+    shutil.copytree(loop["labelled"], labelled)
+    (labelled / "purple").mkdir()
+    model = tmp_path / "with-empty.skops"
+    status, _, err = run(capsys, "fit", labelled, "-o", model, *loop["tiny"], "--epochs", "2")
+    assert status == 0, err
+    assert load_model(model).classes_.tolist() == sorted([*COLOURS, "purple"])
+    assert "warning: class 'purple' has no labelled image" in err
