@@ -141,7 +141,7 @@ def test_the_classifier_takes_bytes_everywhere_it_takes_images(photos, tiny_mode
 
 @pytest.mark.auto_precision
 def test_clip_image_encoder_takes_the_bytes_of_a_file(photos, tiny_model):
-    """The example of the issue: fit_transform([open(photo, "rb").read()])."""
+    """CLIPImageEncoder().fit_transform([open(photo, "rb").read()]) gives the file's embedding."""
     paths, _ = photos
     encoder = CLIPImageEncoder(model=tiny_model, pretrained=None, device="cpu")
     with open(paths[1], "rb") as file:
