@@ -7,6 +7,7 @@ the background and written to MODEL. Needs the ``app`` extra.
 
 from pathlib import Path
 
+from .._argtypes import int_in
 from .._labels_log import LabelsFileError, is_labels_log, read_labels_log, session_classes
 from ._common import (
     EXIT_FAILURE,
@@ -55,23 +56,11 @@ def add_parser(commands, common):
                        "file is resumed")
     add_save_options(label, required=True)
     add_model_options(label)
-    label.add_argument("--port", type=_port, default=0,
+    label.add_argument("--port", type=int_in(0, 2**16, what="a port"), default=0,
                        help="the port on 127.0.0.1 (default: a free one)")
     label.add_argument("--no-browser", action="store_true",
                        help="do not open the page in the web browser")
     label.set_defaults(handler=run)
-
-
-def _port(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 0..65535; got {text!r}")
-    return value
 
 
 def _starting_model(args):
