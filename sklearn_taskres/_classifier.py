@@ -183,10 +183,11 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         also run channels-last). The text tower, and so the base classifier,
         stays fp32; features are returned as fp32. ``"auto"`` is bf16 where
         the device has native bf16 units, fp32 elsewhere: CUDA devices of
-        compute capability 8.0 and newer, and CPUs with AMX or AVX512-BF16
-        (4.6 times fp32's speed for ViT-B-32 on an AMX Xeon, features at
-        cosine >= 0.9999); on other CPUs bf16 is emulated and several times
-        slower than fp32. It is resolved where the estimator runs: a model
+        compute capability 8.0 and newer, and CPUs with AMX (4.6 times
+        fp32's speed for ViT-B-32 on an AMX Xeon, features at cosine >=
+        0.9999); on other CPUs bf16 is slower than fp32 (0.63 times its
+        speed with AVX512-BF16 alone, several times slower where it is
+        emulated). It is resolved where the estimator runs: a model
         fitted with "auto" on one machine resolves it again where it is
         loaded. Part of the feature-cache key.
     cache_dir : str or path, default=None

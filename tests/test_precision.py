@@ -94,13 +94,17 @@ def test_auto_on_the_cpu_follows_the_bf16_units(monkeypatch, has_units, expected
 
 
 @pytest.mark.auto_precision
-def test_the_cpu_probe_asks_torch_for_amx_and_avx512_bf16(monkeypatch):
+def test_the_cpu_probe_asks_torch_for_amx_tiles_only(monkeypatch):
+    """AVX512-BF16 without AMX runs bf16 slower than fp32: "auto" stays fp32 there."""
     monkeypatch.delenv(clip_encoder.NATIVE_BF16_ENV, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
-    assert not native_bf16(torch.device("cpu"))
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert not native_bf16(torch.device("cpu"))
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     assert native_bf16(torch.device("cpu"))
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
 
 
 @pytest.mark.auto_precision
@@ -131,8 +135,7 @@ def test_the_run_answers_as_native_bf16_says_here_and_in_other_processes(request
 
     answer = request.config.getoption("--native-bf16")
     if answer is None:
-        expected = "bf16" if any(getattr(torch.cpu, probe, lambda: False)() for probe in (
-            "_is_amx_tile_supported", "_is_avx512_bf16_supported")) else "fp32"
+        expected = "bf16" if torch.cpu._is_amx_tile_supported() else "fp32"
     else:
         expected = "bf16" if answer == "yes" else "fp32"
     assert resolve_precision("auto", torch.device("cpu")) == expected
