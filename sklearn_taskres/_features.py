@@ -5,6 +5,7 @@ precision, preprocessing), so a grid search over ``alpha`` encodes each image
 once in total, test folds included, and clones share the work.
 """
 
+import contextlib
 import functools
 import hashlib
 import warnings
@@ -16,6 +17,7 @@ import torch
 from ._config import decoding_config, get_config
 from ._feature_cache import FEATURES
 from ._feature_store import forget_stores, open_store
+from ._heap import kept_heap
 from ._images import DECODE_WORKERS, Decoding, forget_file_digests, image_sources
 from ._progress import logger, progress
 
@@ -153,9 +155,10 @@ def _encode(encoder, pixels_of, positions, verbose=0):
     decoded while the current one encodes. On the CPU, whose every core torch
     uses to encode, a batch is decoded on all cores and then encoded on all
     cores: decoding threads running beside torch's would stall its parallel
-    kernels, which wait for their slowest thread. On CUDA, batches go through
-    pinned memory, and an out-of-memory error halves the batch instead of
-    failing.
+    kernels, which wait for their slowest thread; and the C heap keeps the
+    pages of one batch's activations for the next (:mod:`._heap`). On CUDA,
+    batches go through pinned memory, and an out-of-memory error halves the
+    batch instead of failing.
     """
     batch_size = IMAGE_BATCH_SIZE.get(encoder.device.type, 64)
     batches = [positions[start : start + batch_size]
@@ -163,7 +166,8 @@ def _encode(encoder, pixels_of, positions, verbose=0):
     overlap = encoder.device.type != "cpu"
     step = batch_size  # shrinks for good after an out-of-memory error
     bar = progress(verbose, total=len(positions), desc="Encoding images", unit="img")
-    with bar, ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+    heap = kept_heap() if encoder.device.type == "cpu" else contextlib.nullcontext()
+    with heap, bar, ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
         pending = None
         for index, batch in enumerate(batches):
             if pending is None:

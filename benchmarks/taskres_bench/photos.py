@@ -12,6 +12,7 @@ the upright photos, and what the CPU offers.
 """
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image
 from sklearn_taskres import _clip as clip_adapter
 from sklearn_taskres import clear_feature_cache, config_context
 from sklearn_taskres._features import DECODE_WORKERS, decoding_for, image_features
+from sklearn_taskres._heap import kept_heap
 from sklearn_taskres._images import Decoding, _describe, forget_file_digests, image_sources
 
 from .common import classifier, encode_in_batches, mark, paired_ratio, ratio_entry, side_by_side
@@ -98,22 +100,30 @@ def _measure(config, model, data, repeats, device, paths, orientations):
     new_decoding = decoding_for(encoders["auto"], {"jpeg_draft": True, "exif_orientation": True})
     sources = image_sources(paths)
 
+    # The stages run as predict runs them: decoding and encoding with the C heap kept
+    # from one image or batch to the next (sklearn_taskres._heap), hashing before.
     def decode(decoding):
-        return [encoders["fp32"].preprocess(source.load(decoding)) for source in sources]
+        with kept_heap():
+            return [encoders["fp32"].preprocess(source.load(decoding)) for source in sources]
+
+    def encode(encoder):
+        with kept_heap():
+            return encode_in_batches(encoder, pixels)
 
     def read_and_hash():  # what a cold cache costs before decoding: the content keys
         forget_file_digests()
         return [_describe(index, path) for index, path in enumerate(paths)]
 
-    decode_seconds, decoded = side_by_side(
-        {"full": lambda: decode(Decoding()), "draft": lambda: decode(new_decoding),
-         "read and hash": read_and_hash}, repeats, "cpu")
-    pixels = decoded["draft"]
-    for encoder in encoders.values():
-        encode_in_batches(encoder, pixels)  # kernel set-up for every batch shape timed below
-    encode_seconds, _ = side_by_side(
-        {name: (lambda e=encoder: encode_in_batches(e, pixels))
-         for name, encoder in encoders.items()}, repeats, device)
+    # The same two stages on every decoding thread at once, as predict runs them:
+    # threads that share a machine's caches and memory run slower than one alone.
+    def decode_on_every_thread():
+        with kept_heap(), ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+            return list(pool.map(
+                lambda source: encoders["fp32"].preprocess(source.load(new_decoding)), sources))
+
+    def read_and_hash_on_every_thread():
+        forget_file_digests()
+        return image_sources(paths)
 
     fitted = {
         "new": classifier(config, model, data, device, max_iter=1).fit(
@@ -131,8 +141,32 @@ def _measure(config, model, data, repeats, device, paths, orientations):
         with config_context(**FORMER):
             return fitted["former"].predict(paths)
 
-    predict_seconds, _ = side_by_side({"new": predict_new, "former": predict_former}, repeats,
-                                      device)
+    # Warm-up, untimed: every batch shape of both encoders, and one predict of each
+    # pipeline (thread pools, the allocator's first large blocks).
+    pixels = decode(new_decoding)
+    for encoder in encoders.values():
+        encode(encoder)
+    predict_new()
+    predict_former()
+    # Every stage and both predicts in every repetition, interleaved, so that the
+    # limit of a repetition and the predict it is compared with are measured minutes
+    # apart at most: a shared machine's speed drifts more than that between phases.
+    stages = {
+        "decode full": lambda: decode(Decoding()),
+        "decode draft": lambda: decode(new_decoding),
+        "read and hash": read_and_hash,
+        "decode draft, every thread": decode_on_every_thread,
+        "read and hash, every thread": read_and_hash_on_every_thread,
+        **{f"encode {name}": (lambda e=encoder: encode(e))
+           for name, encoder in encoders.items()},
+        "predict new": predict_new,
+        "predict former": predict_former,
+    }
+    seconds, _ = side_by_side(stages, repeats, device)
+    decode_seconds = {"full": seconds["decode full"], "draft": seconds["decode draft"],
+                      "read and hash": seconds["read and hash"]}
+    encode_seconds = {name: seconds[f"encode {name}"] for name in encoders}
+    predict_seconds = {"new": seconds["predict new"], "former": seconds["predict former"]}
     upright = [path for path, turn in zip(paths, orientations, strict=True) if turn == 1]
     clear_feature_cache()
     new = image_features(encoders["auto"], upright,
@@ -144,16 +178,29 @@ def _measure(config, model, data, repeats, device, paths, orientations):
     target = (">=", 3.0) if native else (">=", 1.8)
     n = len(paths)
     # The pipeline's limit: every decoding thread busy decoding and torch's
-    # threads busy encoding, never idle and never competing for a core.
+    # threads busy encoding, never idle and never competing for a core, from the
+    # stage times of each repetition; the fraction is the median over repetitions.
     # The first limit counts the two stages of the pipeline; the second adds reading
     # and hashing every file, which a cold cache costs too (on the same threads).
-    decode_seconds_per_image = float(np.median(decode_seconds["draft"])) / n
+    def limit_of(repeat, with_keys=False):
+        decode = decode_seconds["draft"][repeat]
+        if with_keys:
+            decode += decode_seconds["read and hash"][repeat]
+        return n / (decode / DECODE_WORKERS + encode_seconds["auto"][repeat])
+
+    def concurrent_limit_of(repeat):
+        return n / (seconds["read and hash, every thread"][repeat]
+                    + seconds["decode draft, every thread"][repeat]
+                    + encode_seconds["auto"][repeat])
+
+    repetitions = range(len(predict_seconds["new"]))
+    limits = [limit_of(r) for r in repetitions]
+    limits_with_keys = [limit_of(r, with_keys=True) for r in repetitions]
+    predict_rates = [n / predict_seconds["new"][r] for r in repetitions]
+    concurrent_limits = [concurrent_limit_of(r) for r in repetitions]
+    limit = float(np.median(limits))
+    limit_with_keys = float(np.median(limits_with_keys))
     hash_seconds_per_image = float(np.median(decode_seconds["read and hash"])) / n
-    encode_rate = n / float(np.median(encode_seconds["auto"]))
-    limit = 1 / (decode_seconds_per_image / DECODE_WORKERS + 1 / encode_rate)
-    limit_with_keys = 1 / ((decode_seconds_per_image + hash_seconds_per_image) / DECODE_WORKERS
-                           + 1 / encode_rate)
-    predict_rate = n / float(np.median(predict_seconds["new"]))
     return ratio_entry(
         paired_ratio(predict_seconds["former"], predict_seconds["new"]),
         "speed-up: predict images/s with the defaults / with the former pipeline (fp32, "
@@ -182,10 +229,20 @@ def _measure(config, model, data, repeats, device, paths, orientations):
         decode_workers=DECODE_WORKERS,
         torch_threads=torch.get_num_threads(),
         pipeline_limit_images_per_second=limit,
-        pipeline_fraction=predict_rate / limit,
+        pipeline_fraction=float(np.median(
+            [rate / lim for rate, lim in zip(predict_rates, limits, strict=True)])),
+        pipeline_fractions=[rate / lim for rate, lim in zip(predict_rates, limits, strict=True)],
         pipeline_limit_with_keys_images_per_second=limit_with_keys,
-        pipeline_fraction_with_keys=predict_rate / limit_with_keys,
+        pipeline_fraction_with_keys=float(np.median(
+            [rate / lim for rate, lim in zip(predict_rates, limits_with_keys, strict=True)])),
         pipeline_target=PIPELINE_TARGET,
+        concurrent_limit_images_per_second=float(np.median(concurrent_limits)),
+        concurrent_fraction=float(np.median(
+            [rate / lim for rate, lim in zip(predict_rates, concurrent_limits, strict=True)])),
+        concurrent_ms_per_image={
+            "decode draft": 1000 * float(np.median(seconds["decode draft, every thread"])) / n,
+            "read and hash": 1000 * float(np.median(seconds["read and hash, every thread"])) / n,
+        },
     )
 
 
@@ -217,6 +274,11 @@ def lines(entry, times):
         f"ms/image on one core, the content keys of a cold cache): limit "
         f"{entry['pipeline_limit_with_keys_images_per_second']:.1f} img/s, predict reaches "
         f"{entry['pipeline_fraction_with_keys']:.2f} of it",
+        f"    measured at predict's concurrency ({entry['decode_workers']} threads reading and "
+        f"hashing {entry['concurrent_ms_per_image']['read and hash']:.1f} ms/image, then "
+        f"decoding {entry['concurrent_ms_per_image']['decode draft']:.0f} ms/image, then the "
+        f"encoder): limit {entry['concurrent_limit_images_per_second']:.1f} img/s, predict "
+        f"reaches {entry['concurrent_fraction']:.2f} of it",
         f"    features of the {entry['n_upright']} upright photos, defaults vs before: "
         f"cosine >= {entry['min_upright_cosine']:.5f}",
         f"    CPU: amx_bf16 {'yes' if cpu['amx_bf16'] else 'no'}, avx512_bf16 "

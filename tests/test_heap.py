@@ -1,0 +1,145 @@
+"""The C heap keeps its pages while images are encoded, and gives them back after."""
+
+import ctypes
+import os
+import platform
+import resource
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_taskres import _features, _heap
+from sklearn_taskres._clip import load_encoder
+from sklearn_taskres._heap import kept_heap
+
+glibc_only = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
+    or _heap._glibc() is None,
+    reason="the heap is tuned on glibc only, and not where MALLOC_* or GLIBC_TUNABLES are set",
+)
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _libc():
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = (ctypes.c_size_t,)
+    libc.free.argtypes = (ctypes.c_void_p,)
+    return libc
+
+
+def _faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _allocate_and_touch(libc, n_bytes, times):
+    """Minor page faults of ``times`` blocks of ``n_bytes``, each written then freed."""
+    before = _faults()
+    for _ in range(times):
+        block = libc.malloc(n_bytes)
+        assert block
+        ctypes.memset(block, 1, n_bytes)
+        libc.free(block)
+    return _faults() - before
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * _PAGE
+
+
+@glibc_only
+def test_blocks_allocated_again_inside_take_no_new_pages():
+    """A 40 MiB block (an activation of a large batch) is paged in once, not at every batch."""
+    libc, n_bytes, times = _libc(), 40 * 2**20, 6
+    with kept_heap():
+        pass  # the thresholds glibc is left with afterwards
+    outside = _allocate_and_touch(libc, n_bytes, times)
+    with kept_heap():
+        inside = _allocate_and_touch(libc, n_bytes, times)
+    pages = n_bytes // _PAGE
+    assert outside >= times * pages * 0.9  # a fresh mapping every time
+    assert inside <= 1.5 * pages  # the first block only
+
+
+@glibc_only
+def test_the_memory_kept_inside_is_given_back_on_leaving():
+    libc, n_bytes = _libc(), 256 * 2**20
+    with kept_heap():
+        block = libc.malloc(n_bytes)
+        ctypes.memset(block, 1, n_bytes)
+        libc.free(block)
+        kept = _resident_bytes()
+    after = _resident_bytes()
+    assert kept - after >= 0.75 * n_bytes
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, parameter, value):
+        self.calls.append(("mallopt", parameter, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_nested_blocks_set_the_heap_once_and_restore_it_once(monkeypatch):
+    recorder = _Recorder()
+    monkeypatch.setattr(_heap, "_libc", recorder)
+    with kept_heap():
+        with kept_heap():
+            assert recorder.calls == [
+                ("mallopt", _heap._M_MMAP_THRESHOLD, 32 * 2**20),
+                ("mallopt", _heap._M_MMAP_MAX, 0),
+                ("mallopt", _heap._M_TRIM_THRESHOLD, 2**31 - 1),
+            ]
+        assert len(recorder.calls) == 3
+    assert recorder.calls[3:] == [
+        ("mallopt", _heap._M_MMAP_MAX, 65536),
+        ("mallopt", _heap._M_TRIM_THRESHOLD, 64 * 2**20),
+        ("malloc_trim", 0),
+    ]
+
+
+def test_an_error_inside_still_restores_the_heap(monkeypatch):
+    recorder = _Recorder()
+    monkeypatch.setattr(_heap, "_libc", recorder)
+    with pytest.raises(KeyError), kept_heap():
+        raise KeyError("boom")
+    assert recorder.calls[-1] == ("malloc_trim", 0)
+    assert _heap._depth == 0
+
+
+@pytest.mark.parametrize("variable", ["MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"])
+def test_an_allocator_the_user_set_is_left_alone(monkeypatch, variable):
+    monkeypatch.setattr(_heap, "_libc", None)  # ask again
+    monkeypatch.setenv(variable, "glibc.malloc.trim_threshold=1000000")
+    assert _heap._glibc() is None
+    with kept_heap():
+        pass
+
+
+def test_encoding_on_the_cpu_keeps_the_heap_for_the_whole_loop(monkeypatch, tiny_model):
+    """One kept heap around all batches of an encode: its pages serve every batch."""
+    entered = []
+
+    class Recording:
+        def __enter__(self):
+            entered.append("enter")
+
+        def __exit__(self, *exc):
+            entered.append("exit")
+
+    monkeypatch.setattr(_features, "kept_heap", Recording)
+    monkeypatch.setitem(_features.IMAGE_BATCH_SIZE, "cpu", 2)
+    images = [np.full((24, 24, 3), value, np.uint8) for value in range(5)]
+    _features.clear_feature_cache()
+    encoder = load_encoder(tiny_model, None, torch.device("cpu"), "fp32")
+    features = _features.image_features(encoder, images)
+    assert features.shape[0] == 5
+    assert entered == ["enter", "exit"]
