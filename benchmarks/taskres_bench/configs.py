@@ -117,8 +117,8 @@ CONFIGS = {
         ratios=("labelling",),
         breakdown=False,
         in_all=False,
-        notes=("ratio 9: a simulated person on the 797 held-out bold digits (tiny digits "
-               "CLIP, 5 seeds, a refit after every label), the page's order against random "
+        notes=("ratio 10: a simulated person on the 797 held-out bold digits (tiny digits "
+               "CLIP, 30 seeds, a refit after every label), the page's order against random "
                "order; latency in Chromium over 2,000 images of ViT-B-32 with random weights",),
     ),
     "grid-cpu": Config(
