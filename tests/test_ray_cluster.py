@@ -26,11 +26,14 @@ def two_nodes():
 
 
 @pytest.mark.auto_precision
-def test_two_nodes_give_the_rows_of_one_and_both_work(two_nodes, tiny_model):
+def test_two_nodes_give_the_rows_of_one_and_both_work(two_nodes, tiny_model, monkeypatch):
     """One 2-CPU worker per node: the same labels as predict, and Ray's stats show two nodes.
 
     The rows are in the object store already (no read task needs a CPU the workers hold).
+    Both workers are started before the first block goes out: on a busy machine the first
+    one could otherwise take every block before the second is up.
     """
+    monkeypatch.setattr(ray.data.DataContext.get_current(), "wait_for_min_actors_s", 300)
     assert len([node for node in ray.nodes() if node["Alive"]]) == 2
     images, y = make_dataset(n_per_class=20, n_classes=3, seed=21)
     clf = TaskResClassifier(["red", "green", "blue"], model=tiny_model, pretrained=None,
