@@ -12,14 +12,14 @@ of the batch's time, and none with the memory kept.
 single blocks and no trimming; on leaving the last one, the free memory is
 given back (``malloc_trim``) and glibc is left with the thresholds that its
 own dynamic rule reaches on a process that has freed a large block (mmap
-above 32 MiB, trim above 64 MiB). Other C libraries, and processes whose
+above 32 MiB, trim above 64 MiB). Other C libraries, processes whose
 allocator the user set with ``MALLOC_*`` variables or ``GLIBC_TUNABLES``,
-are left alone.
+and processes that preload another allocator (jemalloc, tcmalloc, mimalloc)
+are left alone. A process forked inside the block starts outside it.
 """
 
 import ctypes
 import os
-import platform
 import threading
 from contextlib import contextmanager
 
@@ -39,13 +39,21 @@ _depth = 0
 _libc = None
 
 
+def _is_glibc():
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # not a GNU system
+        return False
+
+
 def _glibc():
     """glibc's ``mallopt`` and ``malloc_trim``, or None where they are not ours to set."""
     global _libc
     if _libc is None:
         _libc = False
-        if (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-                and not any(name in os.environ for name in _USER_SETTINGS)):
+        user_set = any(name in os.environ for name in _USER_SETTINGS)
+        other_allocator = "malloc" in os.environ.get("LD_PRELOAD", "")
+        if _is_glibc() and not user_set and not other_allocator:
             try:
                 libc = ctypes.CDLL(None)
                 libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
@@ -54,6 +62,26 @@ def _glibc():
             except (OSError, AttributeError):
                 pass
     return _libc or None
+
+
+def _restore(libc):
+    libc.mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
+    libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_AFTER)
+    libc.malloc_trim(0)
+
+
+def _after_fork_in_child():
+    """A child forked inside the block has none of the threads that entered it."""
+    global _depth, _lock
+    _lock = threading.Lock()
+    if _depth:
+        _depth = 0
+        if _libc:
+            _restore(_libc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
@@ -84,6 +112,4 @@ def kept_heap():
         with _lock:
             _depth -= 1
             if _depth == 0:
-                libc.mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
-                libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_AFTER)
-                libc.malloc_trim(0)
+                _restore(libc)

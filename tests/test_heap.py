@@ -2,7 +2,6 @@
 
 import ctypes
 import os
-import platform
 import resource
 
 import numpy as np
@@ -14,9 +13,9 @@ from sklearn_taskres._clip import load_encoder
 from sklearn_taskres._heap import kept_heap
 
 glibc_only = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
-    or _heap._glibc() is None,
-    reason="the heap is tuned on glibc only, and not where MALLOC_* or GLIBC_TUNABLES are set",
+    _heap._glibc() is None,
+    reason="the heap is tuned on glibc only, and not where MALLOC_*, GLIBC_TUNABLES or a "
+    "preloaded allocator are set",
 )
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -115,13 +114,40 @@ def test_an_error_inside_still_restores_the_heap(monkeypatch):
     assert _heap._depth == 0
 
 
-@pytest.mark.parametrize("variable", ["MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"])
-def test_an_allocator_the_user_set_is_left_alone(monkeypatch, variable):
+@pytest.mark.parametrize("variable, value", [
+    ("MALLOC_TRIM_THRESHOLD_", "1000000"),
+    ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1000000"),
+    ("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+])
+def test_an_allocator_the_user_set_is_left_alone(monkeypatch, variable, value):
     monkeypatch.setattr(_heap, "_libc", None)  # ask again
-    monkeypatch.setenv(variable, "glibc.malloc.trim_threshold=1000000")
+    monkeypatch.setenv(variable, value)
     assert _heap._glibc() is None
     with kept_heap():
         pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_inside_starts_outside(monkeypatch):
+    recorder = _Recorder()
+    monkeypatch.setattr(_heap, "_libc", recorder)
+    read, write = os.pipe()
+    with kept_heap():
+        pid = os.fork()
+        if pid == 0:  # the child: its heap is restored, and a block of its own works
+            try:
+                with kept_heap():
+                    pass
+                state = f"{_heap._depth} {recorder.calls.count(('malloc_trim', 0))}"
+                os.write(write, state.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as pipe:
+            depth, trims = pipe.read().split()
+        assert _heap._depth == 1  # the parent is still inside
+    assert (int(depth), int(trims)) == (0, 2)  # restored once at the fork, once after its block
 
 
 def test_encoding_on_the_cpu_keeps_the_heap_for_the_whole_loop(monkeypatch, tiny_model):
