@@ -6,7 +6,8 @@ fresh mapping and returns free memory at the top of its heap to the system
 once more than its trim threshold is free, so the next batch takes every page
 again as a page fault on zeroed memory: on a 2-core Xeon, ViT-B-32 took about
 85,000 minor faults (330 MB) per batch of 32 inside ``predict``, about a fifth
-of the batch's time, and none with the memory kept.
+of the batch's time, and 1,000 to 4,000 with the memory kept (the first batch
+of a run still takes its pages once).
 
 :func:`kept_heap` keeps it while a loop of batches runs: no mappings for
 single blocks and no trimming; on leaving the last one, the free memory is

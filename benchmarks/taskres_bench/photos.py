@@ -102,9 +102,12 @@ def _measure(config, model, data, repeats, device, paths, orientations):
 
     # The stages run as predict runs them: decoding and encoding with the C heap kept
     # from one image or batch to the next (sklearn_taskres._heap), hashing before.
+    def preprocessed(source, decoding=new_decoding):
+        return encoders["fp32"].preprocess(source.load(decoding))
+
     def decode(decoding):
         with kept_heap():
-            return [encoders["fp32"].preprocess(source.load(decoding)) for source in sources]
+            return [preprocessed(source, decoding) for source in sources]
 
     def encode(encoder):
         with kept_heap():
@@ -118,8 +121,7 @@ def _measure(config, model, data, repeats, device, paths, orientations):
     # threads that share a machine's caches and memory run slower than one alone.
     def decode_on_every_thread():
         with kept_heap(), ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
-            return list(pool.map(
-                lambda source: encoders["fp32"].preprocess(source.load(new_decoding)), sources))
+            return list(pool.map(preprocessed, sources))
 
     def read_and_hash_on_every_thread():
         forget_file_digests()
@@ -198,6 +200,9 @@ def _measure(config, model, data, repeats, device, paths, orientations):
     limits_with_keys = [limit_of(r, with_keys=True) for r in repetitions]
     predict_rates = [n / predict_seconds["new"][r] for r in repetitions]
     concurrent_limits = [concurrent_limit_of(r) for r in repetitions]
+
+    def fractions(limits):  # of each repetition's limit that its predict reaches
+        return [rate / lim for rate, lim in zip(predict_rates, limits, strict=True)]
     limit = float(np.median(limits))
     limit_with_keys = float(np.median(limits_with_keys))
     hash_seconds_per_image = float(np.median(decode_seconds["read and hash"])) / n
@@ -229,16 +234,13 @@ def _measure(config, model, data, repeats, device, paths, orientations):
         decode_workers=DECODE_WORKERS,
         torch_threads=torch.get_num_threads(),
         pipeline_limit_images_per_second=limit,
-        pipeline_fraction=float(np.median(
-            [rate / lim for rate, lim in zip(predict_rates, limits, strict=True)])),
-        pipeline_fractions=[rate / lim for rate, lim in zip(predict_rates, limits, strict=True)],
+        pipeline_fraction=float(np.median(fractions(limits))),
+        pipeline_fractions=fractions(limits),
         pipeline_limit_with_keys_images_per_second=limit_with_keys,
-        pipeline_fraction_with_keys=float(np.median(
-            [rate / lim for rate, lim in zip(predict_rates, limits_with_keys, strict=True)])),
+        pipeline_fraction_with_keys=float(np.median(fractions(limits_with_keys))),
         pipeline_target=PIPELINE_TARGET,
         concurrent_limit_images_per_second=float(np.median(concurrent_limits)),
-        concurrent_fraction=float(np.median(
-            [rate / lim for rate, lim in zip(predict_rates, concurrent_limits, strict=True)])),
+        concurrent_fraction=float(np.median(fractions(concurrent_limits))),
         concurrent_ms_per_image={
             "decode draft": 1000 * float(np.median(seconds["decode draft, every thread"])) / n,
             "read and hash": 1000 * float(np.median(seconds["read and hash, every thread"])) / n,
