@@ -144,12 +144,14 @@ def load_held_out_digits(style="plain", *, random_state=0):
 
     Parameters
     ----------
-    style : {"plain", "bold"}, default="plain"
+    style : {"plain", "bold", "noisy"}, default="plain"
         ``"plain"``: the 8x8 scans as they are (uint8, 0-255), the style of
         the pretraining. ``"bold"``: a style the pretraining never saw,
         enlarged to 32x32 with thick, rotated and blurred strokes.
+        ``"noisy"``: the bold digits with Gaussian pixel noise (standard
+        deviation 0.15 of the range), harder still.
     random_state : int, RandomState instance or None, default=0
-        Draws the rotation of every ``"bold"`` digit.
+        Draws the rotation of every ``"bold"`` or ``"noisy"`` digit, and the noise.
 
     Returns
     -------
@@ -181,7 +183,7 @@ def save_held_out_digits(directory, n_images=None, *, style="plain", random_stat
         The folder to write to; created if needed.
     n_images : int, default=None
         Write the first ``n_images`` digits; None writes all 797.
-    style : {"plain", "bold"}, default="plain"
+    style : {"plain", "bold", "noisy"}, default="plain"
         As for :func:`load_held_out_digits`.
     random_state : int, RandomState instance or None, default=0
         As for :func:`load_held_out_digits`.
