@@ -436,14 +436,36 @@ def load_classifier(path):
     return classifier
 
 
+def encoder_params(args):
+    """The parameters of a new classifier's encoder, from the model options of a command.
+
+    ``model``, ``pretrained`` (through :func:`model_and_weights`: the tiny
+    digits CLIP and ``--model-config`` included), ``templates``, ``device``
+    and ``cache_dir``. Every command that builds a classifier takes them
+    from here, so that none of them misses a step.
+    """
+    model, pretrained = model_and_weights(args)
+    return {"model": model, "pretrained": pretrained, "templates": templates_of(args.templates),
+            "device": args.device, "cache_dir": args.cache_dir}
+
+
 def with_overrides(classifier, args):
+    """A loaded classifier with the command's ``--device``, ``--pretrained``, ``--cache-dir``.
+
+    Options left at None keep the model's own value, and so does ``--pretrained
+    auto``, except for the tiny digits CLIP, whose cached checkpoint it names.
+    Every command that runs a saved model goes through here.
+    """
     overrides = {}
-    if args.device is not None:
+    if getattr(args, "device", None) is not None:
         overrides["device"] = args.device
-    if args.pretrained is not None:
-        overrides["pretrained"] = pretrained_of(args.pretrained)
-        if classifier.model == TRAINED_TINY_CLIP_NAME:
-            overrides["pretrained"] = _tiny_digits_weights(overrides["pretrained"])
+    pretrained = getattr(args, "pretrained", None)
+    if classifier.model == TRAINED_TINY_CLIP_NAME and pretrained is not None:
+        overrides["pretrained"] = _tiny_digits_weights(pretrained_of(pretrained))
+    elif pretrained not in (None, "auto"):
+        overrides["pretrained"] = pretrained_of(pretrained)
+    if getattr(args, "cache_dir", None) is not None:
+        overrides["cache_dir"] = args.cache_dir
     return classifier.set_params(**overrides)
 
 

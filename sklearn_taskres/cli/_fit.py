@@ -10,12 +10,11 @@ from ._common import (
     add_save_options,
     check_model_output,
     class_display_names,
+    encoder_params,
     float_type,
-    model_and_weights,
     note,
     read_labelled_folder,
     save_classifier,
-    templates_of,
 )
 from ._fit_checks import (
     cross_validation_report,
@@ -116,26 +115,22 @@ def run(args):
     if epochs is None:
         epochs, reason = paper_epochs(labels)
         note(f"training {epochs} epochs: {reason} (--epochs sets another number)")
-    model, pretrained = model_and_weights(args)
+    encoder = encoder_params(args)
     classifier = TaskResClassifier(
         classnames,
-        model=model,
-        pretrained=pretrained,
-        templates=templates_of(args.templates),
+        **encoder,
         alpha=args.alpha,
         learning_rate=args.learning_rate,
         max_iter=epochs,
         augment_views=args.augment_views,
         class_weight=args.class_weight,
-        device=args.device,
-        cache_dir=args.cache_dir,
         random_state=args.seed,
     )
     classifier.fit(paths, labels)
     save_classifier(classifier, args.output, model_format)
     if not args.augment_views:  # its plain features are those of the fit: no new encoding
         say_cross_validation(cross_validation_report(classifier, paths, labels, args.seed))
-    note(f"fitted TaskRes on {len(paths)} images of {len(folders)} classes ({model}, "
+    note(f"fitted TaskRes on {len(paths)} images of {len(folders)} classes ({encoder['model']}, "
           f"{epochs} epochs); saved to {args.output} ({model_format})")
     return EXIT_OK
 

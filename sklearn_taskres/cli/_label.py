@@ -19,13 +19,12 @@ from ._common import (
     check_model_output,
     collect_images,
     default_display_name,
+    encoder_params,
     load_classifier,
-    model_name,
     note,
-    pretrained_of,
     read_classnames_file,
     save_classifier,
-    templates_of,
+    with_overrides,
 )
 
 
@@ -72,13 +71,7 @@ def _starting_model(args):
         raise CommandError(f"expected one of --classes, --classnames-file or --from; "
                            f"got {' and '.join(given)}")
     if args.from_model is not None:
-        classifier = load_classifier(args.from_model)
-        overrides = {"device": args.device}
-        if args.pretrained != "auto":
-            overrides["pretrained"] = pretrained_of(args.pretrained)
-        if args.cache_dir is not None:
-            overrides["cache_dir"] = args.cache_dir
-        return classifier.set_params(**overrides)
+        return with_overrides(load_classifier(args.from_model), args)
     if args.classes is not None:
         duplicates = sorted({name for name in args.classes if args.classes.count(name) > 1})
         if duplicates:
@@ -97,15 +90,7 @@ def _starting_model(args):
         raise CommandError(f"expected at least 2 classes; got {list(classnames)}")
     from .._zero_shot import zero_shot_classifier
 
-    return zero_shot_classifier(
-        classnames,
-        model=model_name(args),
-        pretrained=pretrained_of(args.pretrained),
-        templates=templates_of(args.templates),
-        device=args.device,
-        cache_dir=args.cache_dir,
-        random_state=0,
-    )
+    return zero_shot_classifier(classnames, **encoder_params(args), random_state=0)
 
 
 def run(args):

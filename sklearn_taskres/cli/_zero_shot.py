@@ -8,12 +8,11 @@ from ._common import (
     check_model_output,
     class_display_names,
     default_display_name,
-    model_and_weights,
+    encoder_params,
     note,
     read_classnames_file,
     read_labelled_folder,
     save_classifier,
-    templates_of,
 )
 from ._evaluate import evaluate_on
 
@@ -72,16 +71,7 @@ def run(args):
 
     model_format = None if args.output is None else check_model_output(args.output, args.format)
     classnames = _classnames(args)
-    model, pretrained = model_and_weights(args)
-    classifier = zero_shot_classifier(
-        classnames,
-        model=model,
-        pretrained=pretrained,
-        templates=templates_of(args.templates),
-        device=args.device,
-        cache_dir=args.cache_dir,
-        random_state=0,
-    )
+    classifier = zero_shot_classifier(classnames, **encoder_params(args), random_state=0)
     if args.output is not None:
         save_classifier(classifier, args.output, model_format)
         note(f"saved the zero-shot classifier of {len(classnames)} classes to {args.output} "
