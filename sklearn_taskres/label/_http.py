@@ -67,6 +67,24 @@ def build_app(session, token, port):
         hold = _int_list(request.query_params.get("hold", ""))[:50]
         return _json(await run_in_threadpool(session.queue, n_images, hold))
 
+    async def next_images(request):
+        query = request.query_params
+        n_ranked = _int(query.get("ranked", "6"), 0, 50)
+        n_random = _int(query.get("random", "6"), 0, 50)
+        hold = _int_list(query.get("hold", ""))[:500]
+        after = _int(query["after"], 0, 2**62) if "after" in query else None
+        return _json(await run_in_threadpool(session.next_images, n_ranked, n_random, hold,
+                                             after=after))
+
+    async def changes(request):
+        body = await _body(request)
+        results = await run_in_threadpool(session.apply, body.get("changes"))
+        refused = [result for result in results if not result["ok"]]
+        content = {"results": results, "state": await run_in_threadpool(session.state)}
+        if refused:
+            content["error"] = "; ".join(result["error"] for result in refused)
+        return _json(content, status_code=400 if refused else 200)
+
     async def grid(request):
         label = request.query_params.get("label", "")
         n_images = _int(request.query_params.get("n", "24"), 1, 200)
@@ -119,6 +137,8 @@ def build_app(session, token, port):
         Route("/", index),
         Route("/api/state", state),
         Route("/api/queue", queue),
+        Route("/api/next", next_images),
+        Route("/api/changes", changes, methods=["POST"]),
         Route("/api/grid", grid, methods=["GET"]),
         Route("/api/grid", confirm_grid, methods=["POST"]),
         Route("/api/image/{index:int}", image),

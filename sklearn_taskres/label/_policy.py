@@ -14,7 +14,10 @@ labelled it is an unbiased sample of its accuracy on the unlabelled images
 (prequential evaluation; see :mod:`._estimate`).
 """
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 #: Share of the picks drawn uniformly at random, the audit images.
@@ -83,4 +86,118 @@ def next_images(proba, available, label_counts, random_state=None, *, n_images=1
             counts[wanted] += 1  # the next pick of this call asks for another class
         picks.append((index, audit))
         left[index] = False
+    return picks
+
+
+# ---------------------------------------------------------------- the cold start
+
+#: Labels per class of the cold start, where the page covers the pool instead of asking a
+#: model that has seen too few labels to be trusted.
+COLD_START_PER_CLASS = 2
+#: Neighbours of the typicality of an image (TypiClust's k).
+N_NEIGHBOURS = 20
+
+
+def coverage_clusters(features, n_clusters, random_state=None):
+    """Clusters of the pool and the typicality of every image, for a cold start that covers it.
+
+    TypiClust (Hacohen et al., ICML 2022, "Active learning on a budget"): at low
+    budgets, labelling the most typical image of each of the largest clusters
+    beats both random and uncertainty-based choices. The features are
+    normalised and clustered with k-means; an image's typicality is the
+    inverse of its mean distance to its nearest neighbours in its cluster.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_images, n_features)
+        Image features (any scale: they are normalised).
+    n_clusters : int
+        How many clusters (at most ``n_images``).
+    random_state : int, RandomState instance or None
+        Seeds k-means.
+
+    Returns
+    -------
+    clusters : ndarray of int, shape (n_images,)
+        The cluster of every image, numbered by size: 0 is the largest.
+    typicality : ndarray of shape (n_images,)
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.neighbors import NearestNeighbors
+
+    features = np.asarray(features, dtype=np.float64)
+    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    n_clusters = max(1, min(int(n_clusters), len(features)))
+    seed = check_random_state(random_state).randint(2**31 - 1)
+    with warnings.catch_warnings():
+        # Fewer distinct images than clusters (copies of one file): some clusters stay empty.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        found = KMeans(n_clusters, n_init=1, random_state=seed).fit_predict(features)
+    by_size = np.argsort(-np.bincount(found, minlength=n_clusters), kind="stable")
+    rank = np.empty(n_clusters, dtype=int)
+    rank[by_size] = np.arange(n_clusters)
+    clusters = rank[found]
+    typicality = np.zeros(len(features))
+    for cluster in range(n_clusters):
+        members = np.flatnonzero(clusters == cluster)
+        if len(members) == 0:
+            continue
+        if len(members) == 1:
+            typicality[members] = 1.0
+            continue
+        k = min(N_NEIGHBOURS, len(members) - 1)
+        distances, _ = NearestNeighbors(n_neighbors=k).fit(features[members]).kneighbors()
+        typicality[members] = 1 / (distances.mean(axis=1) + 1e-12)
+    return clusters, typicality
+
+
+def coverage_images(clusters, typicality, available, decided, *, n_images=1):
+    """The cold start's picks: the most typical available image of each uncovered cluster.
+
+    Clusters are taken largest first; a cluster is covered once it holds a
+    decided image (or a pick of this call). When every cluster is covered, the
+    clusters with the fewest decided images per member come next.
+
+    Parameters
+    ----------
+    clusters : ndarray of int, shape (n_pool,)
+        As :func:`coverage_clusters` numbers them (0 the largest); -1 for an
+        image that is not clustered (not encoded yet).
+    typicality : ndarray of shape (n_pool,)
+    available : ndarray of bool, shape (n_pool,)
+        The images that may be shown.
+    decided : ndarray of bool, shape (n_pool,)
+        The images decided so far.
+    n_images : int, default=1
+
+    Returns
+    -------
+    picks : list of int
+        Indices into the pool, in showing order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clusters = np.array([0, 0, 0, 1, 1, 2])
+    >>> typicality = np.array([1., 3., 2., 1., 2., 1.])
+    >>> coverage_images(clusters, typicality, np.ones(6, bool), np.zeros(6, bool), n_images=3)
+    [1, 4, 5]
+    """
+    clusters = np.asarray(clusters)
+    left = np.asarray(available, dtype=bool) & (clusters >= 0)
+    n_clusters = int(clusters.max()) + 1 if len(clusters) and clusters.max() >= 0 else 0
+    sizes = np.bincount(clusters[clusters >= 0], minlength=n_clusters).astype(float)
+    covered = np.bincount(clusters[np.asarray(decided, bool) & (clusters >= 0)],
+                          minlength=n_clusters).astype(float)
+    picks = []
+    while len(picks) < n_images and left.any():
+        open_clusters = np.unique(clusters[left])
+        # Fewest decided images per member first; among equals the largest (lowest number).
+        share = covered[open_clusters] / sizes[open_clusters]
+        cluster = open_clusters[np.lexsort((open_clusters, share))[0]]
+        members = np.flatnonzero(left & (clusters == cluster))
+        index = int(members[np.argmax(typicality[members])])
+        picks.append(index)
+        left[index] = False
+        covered[cluster] += 1
     return picks

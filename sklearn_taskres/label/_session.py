@@ -17,7 +17,13 @@ from sklearn.utils import check_random_state
 
 from .._labels_log import LabelsLog, session_classes
 from ._estimate import WINDOW, audit_estimates, prefer_trained
-from ._policy import AUDIT_SHARE, next_images
+from ._policy import (
+    AUDIT_SHARE,
+    COLD_START_PER_CLASS,
+    coverage_clusters,
+    coverage_images,
+    next_images,
+)
 
 #: Longest side of the images sent to the page; the grid asks for thumbnails.
 IMAGE_SIZE = 1024
@@ -25,6 +31,10 @@ THUMBNAIL_SIZE = 192
 _RENDERED_CACHE = 256
 #: The last decisions the page keeps visible, and changeable.
 N_RECENT = 10
+#: The cold start's clusters are computed again once the encoded pool has grown by this factor.
+_RECLUSTER_GROWTH = 1.25
+#: The longest a request for the next images waits for the refit of the latest decision.
+REFIT_WAIT_SECONDS = 2.0
 
 
 class SessionError(ValueError):
@@ -58,6 +68,8 @@ class LabellingSession:
     def __init__(self, classifier, paths, labels_file, *, audit_share=AUDIT_SHARE,
                  random_state=None):
         self._lock = threading.RLock()
+        #: Notified whenever a refitted model is installed.
+        self._installed = threading.Condition(self._lock)
         #: Set on every change the trainer must see; cleared by the trainer.
         self.labels_changed = threading.Event()
         self.start_model = classifier
@@ -83,6 +95,8 @@ class LabellingSession:
         self.error = None
         self.n_elsewhere = 0  # decisions of the labels file about images not in this session
         self._proba_cache = {}
+        self._coverage = None  # (images clustered, clusters, typicality) of the cold start
+        self._applied = {}  # operation id -> its result: a change sent twice is applied once
         self._rendered = OrderedDict()
         self._render_lock = threading.Lock()
         self.log = LabelsLog(labels_file)
@@ -261,6 +275,7 @@ class LabellingSession:
             self.trained_version = version
             self._proba_cache = {key: value for key, value in self._proba_cache.items()
                                  if key in (id(self.start_model), id(model))}
+            self._installed.notify_all()
             return True
 
     # ------------------------------------------------------------ decisions
@@ -294,12 +309,21 @@ class LabellingSession:
             self.version += 1
             self.labels_changed.set()
 
-    def undo(self):
-        """Withdraw the last decision; return the image it was about (None if there is none)."""
+    def undo(self, index=None):
+        """Withdraw the decision on image ``index`` (the last decision by default).
+
+        Returns the item of the image it was about (None when there is no
+        decision to withdraw).
+        """
         with self._lock:
-            if not self._recent:
-                return None
-            index = self._recent.pop()
+            if index is None:
+                if not self._recent:
+                    return None
+                index = self._recent[-1]
+            elif index not in self.decisions:
+                raise SessionError(f"expected a decided image to undo; got {index!r}, which "
+                                   "is not decided")
+            self._recent.remove(index)
             self.log.append("undo", path=self.paths[index])
             self.decisions.pop(index)
             self._priority.insert(0, index)
@@ -332,15 +356,77 @@ class LabellingSession:
                 "label": decided if decided is not False else None,
             }
 
+    def _label_counts(self):
+        counts = np.zeros(len(self.classes))
+        for label in self.decisions.values():
+            if label is not None:
+                counts[self.classes.index(label)] += 1
+        return counts
+
+    @property
+    def cold_start(self):
+        """Whether the page still covers the pool (too few decisions to trust a model)."""
+        with self._lock:
+            return len(self.decisions) < COLD_START_PER_CLASS * len(self.classes)
+
+    def _coverage_of_pool(self):
+        """``(clusters, typicality)`` of the encoded pool for the cold start (-1: not encoded)."""
+        n_encoded = int(self.encoded.sum())
+        if self._coverage is None or n_encoded > _RECLUSTER_GROWTH * self._coverage[0]:
+            rows = np.flatnonzero(self.encoded)
+            clusters = np.full(len(self.paths), -1)
+            typicality = np.zeros(len(self.paths))
+            if len(rows):
+                n_clusters = COLD_START_PER_CLASS * len(self.classes)
+                clusters[rows], typicality[rows] = coverage_clusters(
+                    self.features[rows], n_clusters, random_state=0)
+            self._coverage = (n_encoded, clusters, typicality)
+        return self._coverage[1], self._coverage[2]
+
+    def _available(self, hold=()):
+        available = self.encoded.copy()
+        available[list(self.decisions)] = False
+        available[list(self.failed)] = False
+        available[list(hold)] = False
+        return available
+
+    def _ranked(self, available, n_images, audit_share):
+        """``(index, audit)`` picks of the policy: coverage in the cold start, then the model's."""
+        if not self.cold_start:
+            model = self.trained_model or self.start_model
+            return next_images(self._proba(model), available, self._label_counts(), self._rng,
+                               n_images=n_images, audit_share=audit_share)
+        clusters, typicality = self._coverage_of_pool()
+        decided = np.zeros(len(self.paths), dtype=bool)
+        decided[list(self.decisions)] = True
+        left, picks = available.copy(), []
+        while len(picks) < n_images and left.any():
+            if self._rng.random_sample() < audit_share:
+                index, audit = int(self._rng.choice(np.flatnonzero(left))), True
+            else:
+                covered = decided.copy()
+                covered[[index for index, _ in picks]] = True
+                found = coverage_images(clusters, typicality, left, covered)
+                if not found:
+                    break
+                index, audit = found[0], False
+            picks.append((index, audit))
+            left[index] = False
+        return picks
+
+    def _issue(self, picks):
+        for index, audit in picks:
+            if audit:
+                self._issued_audits.add(index)
+            else:
+                self._issued_audits.discard(index)
+
     def queue(self, n_images, hold=()):
         """The images the page should show next: ``hold`` (refreshed) then new picks."""
         with self._lock:
             hold = [index for index in hold if isinstance(index, int)
                     and 0 <= index < len(self.paths) and self.encoded[index]]
-            available = self.encoded.copy()
-            available[list(self.decisions)] = False
-            available[list(self.failed)] = False
-            available[hold] = False
+            available = self._available(hold)
             fresh = available.copy()
             fresh[list(self._skipped)] = False
             picks = []
@@ -353,20 +439,132 @@ class LabellingSession:
                     fresh[index] = available[index] = False
             if not fresh.any():
                 fresh = available  # only skipped images are left: show them again
-            model = self.trained_model or self.start_model
-            counts = np.zeros(len(self.classes))
-            for label in self.decisions.values():
-                if label is not None:
-                    counts[self.classes.index(label)] += 1
-            picks += next_images(self._proba(model), fresh, counts, self._rng,
-                                 n_images=n_images - len(picks), audit_share=self.audit_share)
-            for index, audit in picks:
-                if audit:
-                    self._issued_audits.add(index)
-                else:
-                    self._issued_audits.discard(index)
+            picks += self._ranked(fresh, n_images - len(picks), self.audit_share)
+            self._issue(picks)
             items = [self.item(index, audit=index in self._issued_audits) for index in hold]
             return items + [self.item(index, audit=audit) for index, audit in picks]
+
+    def next_images(self, n_ranked, n_random, hold=(), *, after=None,
+                    timeout=REFIT_WAIT_SECONDS):
+        """The page's two lanes of next images: the policy's picks and uniform random ones.
+
+        The page shows a policy pick only while it is fresh (chosen by a model
+        that lacks at most the decision just made) and a random one otherwise,
+        or when it draws an audit: labels that come faster than refits get
+        random order, never a stale model's choice.
+
+        Parameters
+        ----------
+        n_ranked, n_random : int
+            How many images of each lane.
+        hold : sequence of int
+            Images the page holds already (shown, ahead, or decided there but
+            not saved yet): neither lane repeats them.
+        after : int, default=None
+            Wait (at most ``timeout`` seconds) until the trained model includes
+            the decisions up to this :attr:`version`.
+
+        Returns
+        -------
+        dict
+            ``ranked`` and ``random`` (lists of items), ``kind`` (``"coverage"``
+            in the cold start, else ``"model"``), and ``missing``: how many
+            changes of the labels the choosing model had not seen.
+        """
+        with self._lock:
+            if after is not None:
+                self._installed.wait_for(lambda: self.trained_version >= min(after, self.version),
+                                         timeout=timeout)
+            hold = [index for index in hold if isinstance(index, int)
+                    and 0 <= index < len(self.paths)]
+            available = self._available(hold)
+            fresh = available.copy()
+            fresh[list(self._skipped)] = False
+            if not fresh.any():
+                fresh = available
+            ranked = [(index, False) for index in self._priority if fresh[index]][:n_ranked]
+            for index, _ in ranked:
+                fresh[index] = False
+            kind = "coverage" if self.cold_start else "model"
+            ranked += self._ranked(fresh, n_ranked - len(ranked), 0.0)
+            for index, _ in ranked:
+                fresh[index] = False
+            candidates = np.flatnonzero(fresh)
+            drawn = self._rng.choice(candidates, min(n_random, len(candidates)), replace=False)
+            random = [(int(index), True) for index in drawn]
+            self._issue(ranked + random)
+            return {
+                "ranked": [self.item(index) for index, _ in ranked],
+                "random": [self.item(index, audit=True) for index, _ in random],
+                "kind": kind,
+                "missing": self.version - self.trained_version,
+                "version": self.version,
+            }
+
+    # ------------------------------------------------------------ changes, in order
+
+    def apply(self, operations):
+        """Apply the page's changes in order; each ``id`` is applied once, however often sent.
+
+        The page sends every change (decisions, undos, skips, grids, new
+        classes) on one ordered channel, and sends the unanswered ones again
+        when it is closed or the network fails: a change sent twice is
+        applied once.
+
+        Parameters
+        ----------
+        operations : list of dict
+            Each with ``id`` (str, unique in the page's life) and ``op``:
+            ``"decide"`` (``index``, ``label`` or ``none``), ``"undo"``
+            (``index``, or none for the last decision), ``"skip"``
+            (``index``), ``"grid"`` (``label``, ``accepted``, ``rejected``) or
+            ``"class"`` (``name``).
+
+        Returns
+        -------
+        results : list of dict
+            Per operation: ``id``, ``ok``, and ``error`` (why it was refused)
+            or what it answers (``item`` for an undo, ``label`` for a class).
+        """
+        if not isinstance(operations, list):
+            raise SessionError(f"expected a list of changes; got {type(operations).__name__}")
+        results = []
+        with self._lock:
+            for position, operation in enumerate(operations):
+                if not isinstance(operation, dict) or not isinstance(operation.get("id"), str):
+                    raise SessionError(f"expected change {position} to be an object with an "
+                                       f"'id' string; got {operation!r}")
+                known = self._applied.get(operation["id"])
+                if known is None:
+                    known = self._apply_one(operation)
+                    self._applied[operation["id"]] = known
+                results.append(known)
+        return results
+
+    def _apply_one(self, operation):
+        kind = operation.get("op")
+        answer = {"id": operation["id"], "ok": True}
+        try:
+            if kind == "decide":
+                label = None if operation.get("none") else operation.get("label")
+                if label is not None and not isinstance(label, str):
+                    raise SessionError(f"expected a class label as a string; got {label!r}")
+                self.decide(operation.get("index"), label)
+            elif kind == "undo":
+                answer["item"] = self.undo(operation.get("index"))
+            elif kind == "skip":
+                self.skip(operation.get("index"))
+            elif kind == "grid":
+                self.confirm_grid(operation.get("label"), list(operation.get("accepted", [])),
+                                  list(operation.get("rejected", [])))
+            elif kind == "class":
+                answer["label"] = self.add_class(str(operation.get("name", "")))
+            else:
+                raise SessionError(f"expected a change 'decide', 'undo', 'skip', 'grid' or "
+                                   f"'class'; got {kind!r}")
+        except SessionError as exc:
+            return {"id": operation["id"], "ok": False, "error": str(exc)}
+        return answer
 
     def grid(self, label, n_images):
         """Undecided images the serving model puts in class ``label``, most probable first."""
@@ -414,6 +612,8 @@ class LabellingSession:
                 "n_labelled": len(self.decisions) - n_none,
                 "n_none": n_none,
                 "version": self.version,
+                "audit_share": self.audit_share,
+                "cold_start": self.cold_start,
                 "model": {
                     "serving": "trained" if serving is self.trained_model else "start",
                     "start": ("zero-shot" if not self.start_model.residual_.any()

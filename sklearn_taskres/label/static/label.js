@@ -1,39 +1,58 @@
 // The labelling page of sklearn-taskres. Plain JavaScript, no dependency, no build step.
 //
-// The page holds the next images ahead, already decoded, so a key press shows the next one
-// at once; decisions go to the server in order, in the background. Everything that came from
+// Two lanes of images are held ahead, already decoded, so that a key press shows the next
+// image at once: the policy's picks (chosen by the model with every saved label, asked for
+// again after each refit) and uniform random picks (the audits, and the fallback when labels
+// come faster than refits: a stale model's pick is never shown while a random one is there).
+// Every change (a decision, an undo, a skip, a grid, a class) leaves at once on one ordered
+// channel of its own, never behind reads; it is retried until the server has it, sent again
+// on closing the tab, and the page says how many are not saved yet. Everything that came from
 // a file or from the person (file names, class names) goes into the page as text.
 "use strict";
 
-const AHEAD = 6;           // images held ahead, decoded
+const RANKED = 6;          // the policy's picks held ahead
+const RANDOM = 6;          // uniform random picks held ahead
+const BATCH = 100;         // most changes per request
 const GRID_SIZE = 24;      // images per grid page
 const POLL_MS = 1000;      // how often the state is read while the page is open
+const RETRY_MS = [250, 500, 1000, 2000, 4000];
 
 const $ = (id) => document.getElementById(id);
 const page = {
   state: null,             // the server's state (counts, classes, models, estimates)
   current: null,           // the item on screen
-  queue: [],               // the items ahead
-  chain: Promise.resolve(),// requests that change or read the queue, in order
-  filling: false,
+  ranked: [],              // the policy's picks, best first
+  rankedKind: "model",     // "coverage" (cold start: any order of them is good) or "model"
+  rankedBasis: -1,         // decisions of this page the choosing model had seen
+  random: [],              // uniform random picks
+  images: new Map(),       // index -> {img, ready, decoded}: image bytes prefetched
   view: "single",
   grid: [],
   rejected: new Set(),
   modelVersion: null,
   pressedAt: null,
-  // Decided or skipped here, the request not answered yet: never taken back into the queue.
-  pending: new Set(),
+  outbox: [],              // changes not saved yet, in order: {change, item, weight, sent}
+  sending: false,
+  failures: 0,
+  offline: null,           // why the server is not answering, or null
+  history: [],             // the items decided on this page, the last one last (for undo)
+  made: 0,                 // weight of the changes made on this page (decisions count 1)
+  saved: 0,                // weight of those the server has answered
+  asking: false,           // a request for the next images is on its way
+  askAgain: false,
+  savedWaiters: [],
 };
-// Key press to next image shown, in milliseconds (read by the benchmark).
+const pageId = Array.from(crypto.getRandomValues(new Uint8Array(8)),
+  (byte) => byte.toString(16).padStart(2, "0")).join("");
+let changeCount = 0;
+// Key press to next image shown, in milliseconds, and what was shown (read by the benchmark).
 window.labellingLatencies = [];
+window.labellingStats = { changes: 0, saved: 0, ranked: 0, random: 0, stale: 0 };
 
-// ---------------------------------------------------------------- requests
+// ---------------------------------------------------------------- reads
 
-async function request(path, body) {
-  const options = body === undefined
-    ? { headers: { Accept: "application/json" } }
-    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
-  const response = await fetch(path, options);
+async function request(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try { message = (await response.json()).error || message; } catch (error) { /* not JSON */ }
@@ -42,92 +61,222 @@ async function request(path, body) {
   return response.json();
 }
 
-// Run `task` after every earlier one: a decision reaches the server before the next queue.
-function inOrder(task) {
-  page.chain = page.chain.then(task).catch(showError);
-  return page.chain;
-}
-
 function showError(error) {
   const box = $("message");
   box.textContent = String(error && error.message ? error.message : error);
   box.hidden = false;
   clearTimeout(showError.timer);
-  showError.timer = setTimeout(() => { box.hidden = true; }, 6000);
+  showError.timer = setTimeout(() => { box.hidden = true; }, 8000);
 }
 
-// ---------------------------------------------------------------- the queue
+// ---------------------------------------------------------------- changes, saved in order
 
-function preload(item) {
-  const img = new Image();
-  img.alt = "";
-  img.src = `/api/image/${item.index}`;
-  item.img = img;
-  item.ready = img.decode().then(() => true, () => false);
+function describe(entry) {
+  const change = entry.change;
+  const name = entry.item ? entry.item.name : "";
+  if (change.op === "decide") return `${name} → ${change.none ? "none of these" : change.label}`;
+  if (change.op === "undo") return `undo ${name}`.trim();
+  if (change.op === "skip") return `skip ${name}`;
+  if (change.op === "grid") return `${change.accepted.length} image(s) → ${change.label}`;
+  return `new class ${change.name}`;
+}
+
+function renderUnsaved() {
+  const n = page.outbox.length;
+  const box = $("unsaved");
+  box.hidden = n === 0;
+  box.textContent = `${n} change${n === 1 ? "" : "s"} not saved yet`;
+  const offline = $("offline");
+  offline.hidden = page.offline === null;
+  if (page.offline !== null) {
+    offline.replaceChildren();
+    const title = document.createElement("strong");
+    title.textContent = `The labelling server is not answering (${page.offline}). `;
+    const what = document.createElement("span");
+    what.textContent = n
+      ? `${n} change${n === 1 ? " is" : "s are"} not saved: `
+        + page.outbox.map(describe).join(", ") + ". They are sent again while this page is open."
+      : "Every decision made here is saved.";
+    offline.append(title, what);
+  }
+}
+
+// Queue `change` to be saved; `weight` is how many labels it changes (for the freshness of picks).
+function save(change, { item = null, weight = 0, done = null } = {}) {
+  changeCount += 1;
+  change.id = `${pageId}-${changeCount}`;
+  page.outbox.push({ change, item, weight, done, sent: false });
+  page.made += weight;
+  window.labellingStats.changes += 1;
+  renderUnsaved();
+  pump();
+}
+
+function whenSaved() {
+  if (!page.outbox.length) return Promise.resolve();
+  return new Promise((resolve) => page.savedWaiters.push(resolve));
+}
+
+function answered(entry, result) {
+  page.outbox.splice(page.outbox.indexOf(entry), 1);
+  page.saved += entry.weight;
+  window.labellingStats.saved += 1;
+  if (!result.ok) showError(`Not saved: ${describe(entry)}: ${result.error}`);
+  else if (entry.done) entry.done(result);
+}
+
+async function pump() {
+  if (page.sending || !page.outbox.length) return;
+  page.sending = true;
+  const batch = page.outbox.slice(0, BATCH);
+  for (const entry of batch) entry.sent = true;
+  let body = null;
+  try {
+    const response = await fetch("/api/changes", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ changes: batch.map((entry) => entry.change) }),
+    });
+    try { body = await response.json(); } catch (error) { body = null; }
+    if (!body || !Array.isArray(body.results)) {
+      throw new Error(`${response.status} ${response.statusText}`.trim());
+    }
+  } catch (error) {
+    // Not answered (the server is gone, or refused the request as a whole): kept, sent again.
+    page.failures += 1;
+    page.offline = error instanceof TypeError ? "it may have been stopped" : String(error.message);
+    renderUnsaved();
+    const wait = RETRY_MS[Math.min(page.failures - 1, RETRY_MS.length - 1)];
+    setTimeout(() => { page.sending = false; pump(); }, wait);
+    return;
+  }
+  page.failures = 0;
+  page.offline = null;
+  const byId = new Map(batch.map((entry) => [entry.change.id, entry]));
+  for (const result of body.results) {
+    const entry = byId.get(result.id);
+    if (entry) answered(entry, result);
+  }
+  page.sending = false;
+  renderUnsaved();
+  if (body.state) renderState(body.state);
+  if (page.outbox.length) pump();
+  else page.savedWaiters.splice(0).forEach((resolve) => resolve());
+  askForNext(body.state ? body.state.version : undefined);
+}
+
+// On closing or leaving: whatever is not saved yet goes in one request that outlives the page
+// (the server applies each change once, so one already on its way is not applied twice).
+function sendTheRest() {
+  if (!page.outbox.length) return;
+  fetch("/api/changes", {
+    method: "POST", keepalive: true, headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ changes: page.outbox.map((entry) => entry.change) }),
+  }).catch(() => {});
+}
+
+// ---------------------------------------------------------------- the lanes
+
+function prefetch(item) {
+  let image = page.images.get(item.index);
+  if (!image) {
+    const img = new Image();
+    img.alt = "";
+    img.src = `/api/image/${item.index}`;
+    image = { img, decoded: false };
+    image.ready = img.decode().then(() => { image.decoded = true; return true; }, () => false);
+    page.images.set(item.index, image);
+  }
+  item.image = image;
   return item;
 }
 
+function pendingIndices() {
+  const indices = [];
+  for (const { change } of page.outbox) {
+    if (change.index !== undefined && change.index !== null) indices.push(change.index);
+    if (change.op === "grid") indices.push(...change.accepted, ...change.rejected);
+  }
+  return indices;
+}
+
 function heldIndices() {
-  const held = page.queue.map((item) => item.index);
+  const held = [...page.ranked, ...page.random].map((item) => item.index);
   if (page.current) held.unshift(page.current.index);
   return held;
 }
 
-// Send a decision about `index` in order; until it is answered the queue leaves it out.
-function send(index, path, body, then) {
-  page.pending.add(index);
-  inOrder(async () => {
-    try {
-      const answer = await request(path, body);
-      if (then) then(answer);
-    } finally {
-      page.pending.delete(index);
+// Ask for fresh picks; with `after`, once the model has been refitted on that version.
+async function askForNext(after) {
+  if (page.asking) { page.askAgain = true; return; }
+  page.asking = true;
+  const basis = page.saved;
+  const hold = [...new Set([...heldIndices(), ...pendingIndices()])];
+  const wanted = Math.max(RANDOM - page.random.length, 0);
+  try {
+    const lanes = await request(`/api/next?ranked=${RANKED}&random=${wanted}`
+      + `&hold=${hold.join(",")}` + (after === undefined ? "" : `&after=${after}`));
+    const taken = new Set([...heldIndices(), ...pendingIndices()]);
+    const current = page.current ? page.current.index : null;
+    page.ranked = lanes.ranked.filter((item) => item.index !== current
+      && !pendingIndices().includes(item.index)).map(prefetch);
+    page.rankedKind = lanes.kind;
+    page.rankedBasis = basis - lanes.missing;
+    for (const item of lanes.random) {
+      if (!taken.has(item.index) && page.random.length < RANDOM) page.random.push(prefetch(item));
     }
-  });
+    const keep = new Set(heldIndices());
+    for (const index of [...page.images.keys()]) {
+      if (!keep.has(index) && page.images.size > 4 * (RANKED + RANDOM)) page.images.delete(index);
+    }
+  } catch (error) {
+    if (page.offline === null) showError(error);
+  } finally {
+    page.asking = false;
+  }
+  if (!page.current && page.view === "single") advance();
+  if (page.askAgain) { page.askAgain = false; askForNext(); }
 }
 
-// Top the queue up to AHEAD images; with `refresh`, also take fresh predictions for the
-// images already held (after a refit or a new class).
-function fill(refresh = false) {
-  return inOrder(async () => {
-    const need = AHEAD - page.queue.length;
-    if (need <= 0 && !refresh) return;
-    const held = heldIndices();
-    const excluded = [...held, ...page.pending];
-    const items = await request(`/api/queue?n=${Math.max(need, 0)}&hold=${excluded.join(",")}`);
-    const byIndex = new Map(items.map((item) => [item.index, item]));
-    if (page.current && byIndex.has(page.current.index) && refresh) {
-      const fresh = byIndex.get(page.current.index);
-      page.current.proba = fresh.proba;
-      page.current.suggestion = fresh.suggestion;
-    }
-    page.queue = page.queue.map((item) => Object.assign(item, refresh && byIndex.get(item.index)
-      ? { proba: byIndex.get(item.index).proba, suggestion: byIndex.get(item.index).suggestion }
-      : {}));
-    const known = new Set([...heldIndices(), ...excluded, ...page.pending]);
-    for (const item of items) {
-      if (!known.has(item.index)) page.queue.push(preload(item));
-    }
-    if (!page.current) advance();
-    else renderItem();
-  });
+// The next image: the policy's pick while it is fresh (its model lacks at most the decision
+// just made), an audit as often as the audit share says, a random pick otherwise.
+function choose() {
+  const share = page.state ? page.state.audit_share : 0.25;
+  const fresh = page.rankedKind === "coverage" || page.rankedBasis >= page.made - 1;
+  const head = page.ranked[0];
+  if (head && fresh && head.image.decoded && !(page.random.length && Math.random() < share)) {
+    window.labellingStats.ranked += 1;
+    return page.ranked.shift();
+  }
+  const ready = page.random.findIndex((item) => item.image.decoded);
+  if (ready >= 0 || page.random.length) {
+    window.labellingStats.random += 1;
+    return page.random.splice(Math.max(ready, 0), 1)[0];
+  }
+  if (head) { window.labellingStats.stale += 1; return page.ranked.shift(); }
+  return null;
 }
 
 function advance() {
-  page.current = page.queue.shift() || null;
+  page.current = choose();
+  if (page.current) {
+    const index = page.current.index;
+    page.ranked = page.ranked.filter((item) => item.index !== index);
+    page.random = page.random.filter((item) => item.index !== index);
+  }
   show();
-  fill();
+  if (page.ranked.length + page.random.length < RANDOM) askForNext();
 }
 
 async function show() {
   const item = page.current;
   renderItem();
   if (!item) return;
-  await item.ready;
+  if (!item.image) prefetch(item);
+  await item.image.ready;
   if (page.current !== item) return;
   const frame = $("frame");
-  frame.replaceChildren(item.img);
-  item.img.id = "image";
+  frame.replaceChildren(item.image.img);
+  item.image.img.id = "image";
   if (page.pressedAt !== null) {
     const pressedAt = page.pressedAt;
     page.pressedAt = null;
@@ -143,38 +292,66 @@ async function show() {
 function decide(label) {
   const item = page.current;
   if (!item || page.view !== "single") return;
-  const body = label === null ? { index: item.index, none: true } : { index: item.index, label };
-  send(item.index, "/api/decide", body, renderState);
+  const change = label === null ? { op: "decide", index: item.index, none: true }
+    : { op: "decide", index: item.index, label };
+  item.editing = false;
+  page.history.push(item);
+  save(change, { item, weight: 1 });
   advance();
 }
 
 function skip() {
   const item = page.current;
   if (!item) return;
-  send(item.index, "/api/skip", { index: item.index });
+  save({ op: "skip", index: item.index }, { item });
   advance();
 }
 
-function undo() {
-  inOrder(async () => {
-    const answer = await request("/api/undo", {});
-    if (!answer.item) return;
-    if (page.current) page.queue.unshift(page.current);
-    page.queue = page.queue.filter((item) => item.index !== answer.item.index);
-    page.current = preload(answer.item);
-    show();
-    await refreshState();
-  });
+function putBack(item) {
+  if (!item) return;
+  if (item.audit) page.random.unshift(item);
+  else page.ranked.unshift(item);
 }
 
-function change(entry) {
-  inOrder(async () => {
+function undo() {
+  const last = page.history.pop();
+  if (!last) {
+    // Nothing decided on this page: the server withdraws its last decision.
+    save({ op: "undo" }, {
+      weight: 1,
+      done: (result) => {
+        if (!result.item) return;
+        putBack(page.current);
+        page.current = prefetch(result.item);
+        show();
+      },
+    });
+    return;
+  }
+  const unsent = page.outbox.findIndex((entry) => entry.item === last && !entry.sent
+    && entry.change.op === "decide");
+  if (unsent >= 0) {
+    const [entry] = page.outbox.splice(unsent, 1);  // never sent: nothing to take back
+    page.made -= entry.weight;
+    renderUnsaved();
+  } else {
+    save({ op: "undo", index: last.index }, { item: last, weight: 1 });
+  }
+  putBack(page.current);
+  page.current = last;
+  show();
+}
+
+async function change(entry) {
+  try {
     const [item] = await request(`/api/queue?n=0&hold=${entry.index}`);
     if (!item) return;
-    if (page.current) page.queue.unshift(page.current);
-    page.current = preload(Object.assign(item, { editing: true }));
+    putBack(page.current);
+    page.current = prefetch(Object.assign(item, { editing: true }));
     show();
-  });
+  } catch (error) {
+    showError(error);
+  }
 }
 
 // ---------------------------------------------------------------- rendering
@@ -282,12 +459,10 @@ function renderState(state) {
   const classesChanged = !previous || previous.classes.length !== state.classes.length;
   if (classesChanged) renderGridClasses();
   renderItem();
-  if (page.modelVersion !== null && page.modelVersion !== model.trained_version && page.view === "single") {
-    page.modelVersion = model.trained_version;
-    fill(true);
-  }
+  const refitted = page.modelVersion !== null && page.modelVersion !== model.trained_version;
   page.modelVersion = model.trained_version;
-  if (page.queue.length < AHEAD && decided < state.n_encoded) fill();
+  const short = page.ranked.length + page.random.length < RANDOM && decided < state.n_encoded;
+  if (refitted || (short && !page.asking)) askForNext();
 }
 
 function renderRecent(state) {
@@ -358,24 +533,28 @@ function closeGrid() {
   $("single").hidden = false;
   const rejected = page.gridRejected || [];
   page.gridRejected = [];
-  if (rejected.length) {
-    // The images the grid said were not of its class come first, to be labelled one by one.
-    inOrder(async () => {
-      const items = await request(`/api/queue?n=0&hold=${rejected.join(",")}`);
-      const undecided = items.filter((item) => !item.decided);
-      const shown = new Set(undecided.map((item) => item.index));
-      if (page.current) page.queue.unshift(page.current);
-      page.queue = [...undecided.map(preload), ...page.queue.filter((item) => !shown.has(item.index))];
-      page.current = page.queue.shift() || null;
-      show();
-    });
+  if (!rejected.length) {
+    if (!page.current) advance();
+    return;
   }
-  fill(true);
+  // The images the grid said were not of its class come first, to be labelled one by one.
+  whenSaved().then(async () => {
+    const items = await request(`/api/queue?n=0&hold=${rejected.join(",")}`);
+    const undecided = items.filter((item) => !item.decided).map(prefetch);
+    const shown = new Set(undecided.map((item) => item.index));
+    putBack(page.current);
+    page.ranked = page.ranked.filter((item) => !shown.has(item.index));
+    page.random = page.random.filter((item) => !shown.has(item.index));
+    page.current = undecided.shift() || null;
+    page.ranked = [...undecided, ...page.ranked];
+    if (!page.current) advance();
+    else show();
+  }).catch(showError);
 }
 
 function loadGrid() {
   const label = $("grid-class").value;
-  inOrder(async () => {
+  whenSaved().then(async () => {
     const items = await request(`/api/grid?label=${encodeURIComponent(label)}&n=${GRID_SIZE}`);
     page.grid = items;
     page.rejected = new Set();
@@ -405,7 +584,7 @@ function loadGrid() {
     $("grid-images").replaceChildren(...figures);
     $("grid-empty").hidden = items.length > 0;
     renderGridCount();
-  });
+  }).catch(showError);
 }
 
 function renderGridCount() {
@@ -418,10 +597,13 @@ function confirmGrid() {
   const rejected = [...page.rejected];
   if (!page.grid.length) return;
   page.gridRejected = [...(page.gridRejected || []), ...rejected];
-  // The images on screen in the single view may be among them: they are asked for again.
-  page.queue = page.queue.filter((item) => !accepted.includes(item.index));
-  if (page.current && accepted.includes(page.current.index)) page.current = null;
-  inOrder(async () => renderState(await request("/api/grid", { label, accepted, rejected })));
+  // The images held for the single view may be among them: they leave the lanes.
+  const gone = new Set(accepted);
+  page.ranked = page.ranked.filter((item) => !gone.has(item.index));
+  page.random = page.random.filter((item) => !gone.has(item.index));
+  if (page.current && gone.has(page.current.index)) page.current = null;
+  save({ op: "grid", label, accepted, rejected }, { weight: accepted.length });
+  page.grid = [];
   loadGrid();
 }
 
@@ -432,13 +614,9 @@ function addClass(event) {
   const input = $("new-class");
   const name = input.value.trim();
   if (!name) return;
-  inOrder(async () => {
-    const answer = await request("/api/classes", { name });
-    input.value = "";
-    input.blur();
-    renderState(answer.state);
-  });
-  fill(true);
+  input.value = "";
+  input.blur();
+  save({ op: "class", name }, { weight: 1 });
 }
 
 // ---------------------------------------------------------------- keys
@@ -525,8 +703,21 @@ function start() {
   $("add-class").addEventListener("submit", addClass);
   $("help-open").addEventListener("click", () => toggleHelp(true));
   $("help-close").addEventListener("click", () => toggleHelp(false));
-  refreshState().then(() => fill()).catch(showError);
-  setInterval(() => { refreshState().catch(showError); }, POLL_MS);
+  window.addEventListener("pagehide", sendTheRest);
+  window.addEventListener("beforeunload", (event) => {
+    if (!page.outbox.length) return;
+    event.preventDefault();
+    event.returnValue = "";  // the browser asks before the tab closes with changes unsent
+  });
+  refreshState().then(() => askForNext()).catch(showError);
+  setInterval(() => {
+    refreshState().then(() => {
+      if (page.offline !== null && !page.outbox.length) { page.offline = null; renderUnsaved(); }
+    }, (error) => {
+      page.offline = error instanceof TypeError ? "it may have been stopped" : String(error.message);
+      renderUnsaved();
+    });
+  }, POLL_MS);
 }
 
 start();
