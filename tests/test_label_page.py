@@ -70,7 +70,8 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("dialog", lambda dialog: (page.dialogs.append(f"{dialog.type}: {dialog.message}"),
+                                      dialog.dismiss()))
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     yield page
@@ -297,3 +298,121 @@ def test_label_command_resumes_after_kill_9(page, tmp_path):
         _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "6 image(s) labelled" in err
+
+
+PRESS_AT_ONCE = """({keys, n}) => {
+    const names = [];
+    for (let i = 0; i < n; i++) {
+        const name = document.getElementById("filename").textContent;
+        names.push(name);
+        const colour = name.includes("_") ? name.split("_")[0] : "red";
+        document.dispatchEvent(new KeyboardEvent("keydown", {key: keys[colour]}));
+    }
+    return [names, window.labellingStats];
+}"""
+
+
+def label_at_machine_speed(page, n_images):
+    """Press the key of every image's true class as soon as it is shown; return the names."""
+    names = []
+    for _ in range(n_images):
+        name = page.locator("#filename").text_content()
+        while not name or name in names:
+            time.sleep(0.002)
+            name = page.locator("#filename").text_content()
+        names.append(name)
+        page.keyboard.press(KEYS[colour_of(name)])
+    return names
+
+
+@pytest.mark.auto_precision
+def test_thirty_keys_at_machine_speed_then_the_tab_closed_keep_thirty_rows(
+        browser, start_model, tmp_path):
+    """Thirty decisions as fast as the page shows images, the tab closed at once: 30 rows."""
+    paths = write_folder(tmp_path / "photos", 20)
+    labels = tmp_path / "labels.csv"
+    with LabellingServer(start_model, paths, labels).start() as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        open_page(page, server)
+        wait_for(lambda: page.evaluate("page.random.length + page.ranked.length") >= 8)
+        names = label_at_machine_speed(page, 25)
+        wait_for(lambda: page.evaluate("page.random.length") >= 5)
+        # The last five in one go, as fast as a script can press them; then the tab is closed.
+        last, stats = page.evaluate(PRESS_AT_ONCE, {"keys": KEYS, "n": 5})
+        page.close()  # no wait: what is not saved yet leaves on pagehide
+        names += last
+        context.close()
+        wait_for(lambda: len(server.session.decisions) == 30)
+    assert stats["changes"] == 30 and stats["stale"] == 0
+    assert stats["saved"] < 30  # the tab closed with changes unsent
+    decisions = final_decisions(read_labels_log(labels))
+    assert {Path(path).name: label for path, label in decisions.items()} == {
+        name: colour_of(name) for name in names}
+    assert len([row for row in read_labels_log(labels) if row["event"] == "label"]) == 30
+
+
+@pytest.mark.auto_precision
+def test_page_counts_changes_not_saved_and_names_them_when_the_server_is_gone(page, tmp_path):
+    """The server killed while keys are pressed: the page says what it did not get; a restart
+    keeps every saved label and never shows a labelled image again."""
+    photos = tmp_path / "photos"
+    write_folder(photos, 5)
+    config = tmp_path / f"{TINY_CLIP_NAME}.json"
+    config.write_text(json.dumps(TINY_CLIP_CONFIG))
+    labels, model = tmp_path / "labels.csv", tmp_path / "model.skops"
+    argv = ["label", str(photos), "--classes", *COLOURS, "--labels", str(labels), "-o",
+            str(model), "--model-config", str(config), "--pretrained", "none", "--device",
+            "cpu", "--no-browser"]
+    process, url = _start_label_command(argv)
+    try:
+        page.goto(url)
+        saved = label_by_key(page, 4)
+        wait_for(lambda: len(final_decisions(read_labels_log(labels))) == 4)
+        expect(page.locator("#unsaved")).to_be_hidden()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    lost = label_by_key(page, 3)
+    expect(page.locator("#unsaved")).to_have_text("3 changes not saved yet")
+    offline = page.locator("#offline")
+    expect(offline).to_contain_text("not answering")
+    for name in lost:
+        expect(offline).to_contain_text(f"{name} → {colour_of(name)}")
+    assert len(final_decisions(read_labels_log(labels))) == 4
+    with pytest.raises(sync_api.Error, match="ERR_ABORTED"):
+        page.goto(url)  # leaving with changes unsent: the browser asks first (dismissed here)
+    assert page.dialogs == ["beforeunload: "]
+    process, url = _start_label_command(argv)
+    page = page.context.new_page()
+    try:
+        page.goto(url)
+        expect(page.locator("#labelled")).to_contain_text("Labelled 4 of 15")
+        rest = label_by_key(page, 11)
+        assert not set(rest) & set(saved)
+        wait_for(lambda: len(final_decisions(read_labels_log(labels))) == 15)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "15 image(s) labelled" in err
+
+
+@pytest.mark.auto_precision
+def test_a_change_the_server_refuses_gets_a_4xx_that_the_page_shows(page, server, tmp_path):
+    """A decision about an unknown image: 400 with the reason, shown; the channel goes on."""
+    open_page(page, server)
+    status, body = page.evaluate("""fetch('/api/changes', {method: 'POST',
+        headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({changes: [{id: 'x-1', op: 'decide', index: 9999, label: 'red'}]})})
+        .then(async (r) => [r.status, await r.json()])""")
+    assert status == 400
+    assert body["results"] == [{"id": "x-1", "ok": False, "error": body["error"]}]
+    assert "expected an image index in 0..29; got 9999" in body["error"]
+    page.evaluate("save({op: 'decide', index: 9999, label: 'red'}, {weight: 1})")
+    expect(page.locator("#message")).to_contain_text(
+        "Not saved:  → red: expected an image index in 0..29; got 9999")
+    label_by_key(page, 2)
+    wait_for(lambda: len(server.session.decisions) == 2)
+    expect(page.locator("#unsaved")).to_be_hidden()
+    assert not (tmp_path / "labels.csv").read_text().count("9999")

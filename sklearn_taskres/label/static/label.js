@@ -11,7 +11,7 @@
 "use strict";
 
 const RANKED = 6;          // the policy's picks held ahead
-const RANDOM = 6;          // uniform random picks held ahead
+const RANDOM = 8;          // uniform random picks held ahead
 const BATCH = 100;         // most changes per request
 const GRID_SIZE = 24;      // images per grid page
 const POLL_MS = 1000;      // how often the state is read while the page is open
