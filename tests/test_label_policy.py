@@ -13,6 +13,7 @@ from sklearn_taskres._labels_log import (
 
 label = pytest.importorskip("sklearn_taskres.label", reason="needs the app extra")
 from sklearn_taskres.label import audit_estimates, next_images, wilson_interval  # noqa: E402
+from sklearn_taskres.label._policy import coverage_clusters, coverage_images  # noqa: E402
 from sklearn_taskres.label._estimate import prefer_trained  # noqa: E402
 
 
@@ -64,6 +65,40 @@ def test_policy_is_class_balanced_where_margin_alone_is_not():
     margins = np.sort(proba, axis=1)[:, -1] - np.sort(proba, axis=1)[:, -2]
     smallest = np.argsort(margins)[:20]
     assert not np.isin(np.argmax(proba[smallest], axis=1), [0, 1]).any()
+
+
+def _blobs(sizes, seed=0):
+    rng = np.random.RandomState(seed)
+    centres = rng.normal(size=(len(sizes), 16)) * 5
+    features = np.concatenate([centre + rng.normal(size=(size, 16))
+                               for centre, size in zip(centres, sizes, strict=True)])
+    return features, np.repeat(np.arange(len(sizes)), sizes), centres
+
+
+def test_coverage_clusters_are_numbered_by_size_and_typical_images_lie_at_their_centres():
+    """Four blobs: cluster 0 is the largest; the most typical image is near its blob's centre."""
+    features, blob, centres = _blobs([60, 30, 20, 10])
+    clusters, typicality = coverage_clusters(features, 4, random_state=0)
+    assert np.bincount(clusters).tolist() == [60, 30, 20, 10]
+    for cluster in range(4):
+        members = np.flatnonzero(clusters == cluster)
+        typical = members[np.argmax(typicality[members])]
+        unit = centres[blob[typical]] / np.linalg.norm(centres[blob[typical]])
+        cosines = features[members] @ unit / np.linalg.norm(features[members], axis=1)
+        assert cosines[members == typical][0] >= np.quantile(cosines, 0.75)
+
+
+def test_coverage_picks_every_uncovered_cluster_once_before_any_twice():
+    """One pick per uncovered cluster, largest first; then the fewest labels per image."""
+    features, _, _ = _blobs([60, 30, 20, 10])
+    clusters, typicality = coverage_clusters(features, 4, random_state=0)
+    decided = np.zeros(len(features), bool)
+    decided[np.flatnonzero(clusters == 1)[0]] = True
+    available = ~decided
+    picks = coverage_images(clusters, typicality, available, decided, n_images=5)
+    # Then in proportion to the sizes: cluster 0 has 2 of 60 (as 1 has 1 of 30) and is larger.
+    assert clusters[picks].tolist() == [0, 2, 3, 0, 0]
+    assert len(set(picks)) == 5 and available[picks].all()
 
 
 def test_policy_audits_are_uniform_over_the_available_images():

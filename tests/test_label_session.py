@@ -455,3 +455,59 @@ def test_http_decide_undo_grid_and_classes(client):
     answer = client.post("/api/classes", json={"name": "purple"}, headers=JSON_POST).json()
     assert answer["label"] == "purple"
     assert [cls["label"] for cls in answer["state"]["classes"]][-1] == "purple"
+
+
+# ---------------------------------------------------------------- the lanes and the changes
+
+
+@pytest.mark.auto_precision
+def test_next_images_covers_the_pool_then_waits_for_the_refit_of_the_latest_decision(
+        start_model, tmp_path):
+    """Cold start: distinct clusters first; then the model's picks, fitted on every decision."""
+    session = encoded_session(start_model, write_folder(tmp_path / "photos", 12),
+                              tmp_path / "labels.csv")
+    trainer = Trainer(session)
+    trainer.start()
+    try:
+        lanes = session.next_images(6, 4)
+        assert lanes["kind"] == "coverage" and session.cold_start
+        clusters, _ = session._coverage_of_pool()
+        ranked = [item["index"] for item in lanes["ranked"]]
+        random = [item["index"] for item in lanes["random"]]
+        assert len(set(clusters[ranked])) == 6  # one image of each of six clusters
+        assert not set(ranked) & set(random) and len(random) == 4
+        assert all(item["audit"] for item in lanes["random"])
+        for index in ranked:
+            session.decide(index, true_label(session, index))
+        assert not session.cold_start  # 2 per class for 3 classes
+        lanes = session.next_images(3, 2, hold=random, after=session.version)
+        assert lanes["kind"] == "model" and lanes["missing"] == 0
+        assert session.trained_after == 6
+        assert not {item["index"] for item in lanes["ranked"] + lanes["random"]} & (
+            set(ranked) | set(random))
+    finally:
+        trainer.stop()
+        trainer.join()
+        session.close()
+
+
+@pytest.mark.auto_precision
+def test_changes_apply_in_order_and_once_however_often_sent(start_model, folder, tmp_path):
+    """A change sent twice (the page resends on closing) is one row; an undo names its image."""
+    session = encoded_session(start_model, folder, tmp_path / "labels.csv")
+    first, second = (int(index) for index in np.flatnonzero(session.encoded)[:2])
+    changes = [{"id": "p-1", "op": "decide", "index": first, "label": "red"},
+               {"id": "p-2", "op": "decide", "index": second, "none": True},
+               {"id": "p-3", "op": "undo", "index": first}]
+    assert [result["ok"] for result in session.apply(changes)] == [True, True, True]
+    assert session.apply(changes[1:] + [{"id": "p-4", "op": "decide", "index": first,
+                                         "label": "green"}])[-1] == {"id": "p-4", "ok": True}
+    rows = [row for row in read_labels_log(tmp_path / "labels.csv") if row["event"] != "class"]
+    assert [row["event"] for row in rows] == ["label", "none", "undo", "label"]
+    assert session.decisions == {second: None, first: "green"}
+    [refused] = session.apply([{"id": "p-5", "op": "undo", "index": 10**6}])
+    assert refused == {"id": "p-5", "ok": False, "error": "expected a decided image to undo; "
+                       "got 1000000, which is not decided"}
+    with pytest.raises(SessionError, match="expected change 0 to be an object with an 'id'"):
+        session.apply([{"op": "skip"}])
+    session.close()
