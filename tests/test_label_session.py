@@ -13,6 +13,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from sklearn_taskres.label import LabellingSession, SessionError, refit  # noqa: E402
 from sklearn_taskres.label._encoding import Encoder  # noqa: E402
 from sklearn_taskres.label._guard import cookie_name  # noqa: E402
+from sklearn_taskres.label._policy import COLD_START_PER_CLASS  # noqa: E402
 from sklearn_taskres.label._http import build_app  # noqa: E402
 from sklearn_taskres.label._trainer import Trainer, write_atomically  # noqa: E402
 
@@ -469,20 +470,21 @@ def test_next_images_covers_the_pool_then_waits_for_the_refit_of_the_latest_deci
     trainer = Trainer(session)
     trainer.start()
     try:
-        lanes = session.next_images(6, 4)
+        n_cold = COLD_START_PER_CLASS * len(COLOURS)
+        lanes = session.next_images(n_cold, 4)
         assert lanes["kind"] == "coverage" and session.cold_start
         clusters, _ = session._coverage_of_pool()
         ranked = [item["index"] for item in lanes["ranked"]]
         random = [item["index"] for item in lanes["random"]]
-        assert len(set(clusters[ranked])) == 6  # one image of each of six clusters
+        assert len(set(clusters[ranked])) == n_cold  # one image of each cluster
         assert not set(ranked) & set(random) and len(random) == 4
         assert all(item["audit"] for item in lanes["random"])
         for index in ranked:
             session.decide(index, true_label(session, index))
-        assert not session.cold_start  # 2 per class for 3 classes
+        assert not session.cold_start
         lanes = session.next_images(3, 2, hold=random, after=session.version)
         assert lanes["kind"] == "model" and lanes["missing"] == 0
-        assert session.trained_after == 6
+        assert session.trained_after == n_cold
         assert not {item["index"] for item in lanes["ranked"] + lanes["random"]} & (
             set(ranked) | set(random))
     finally:

@@ -72,9 +72,10 @@ def build_app(session, token, port):
         n_ranked = _int(query.get("ranked", "6"), 0, 50)
         n_random = _int(query.get("random", "6"), 0, 50)
         hold = _int_list(query.get("hold", ""))[:500]
+        pending = _int_list(query.get("pending", ""))[:500]
         after = _int(query["after"], 0, 2**62) if "after" in query else None
         return _json(await run_in_threadpool(session.next_images, n_ranked, n_random, hold,
-                                             after=after))
+                                             pending=pending, after=after))
 
     async def changes(request):
         body = await _body(request)

@@ -390,8 +390,12 @@ class LabellingSession:
         available[list(hold)] = False
         return available
 
-    def _ranked(self, available, n_images, audit_share):
-        """``(index, audit)`` picks of the policy: coverage in the cold start, then the model's."""
+    def _ranked(self, available, n_images, audit_share, pending=()):
+        """``(index, audit)`` picks of the policy: coverage in the cold start, then the model's.
+
+        ``pending``: images decided on the page whose decisions are on their way; the
+        cold start counts their clusters as covered.
+        """
         if not self.cold_start:
             model = self.trained_model or self.start_model
             return next_images(self._proba(model), available, self._label_counts(), self._rng,
@@ -399,6 +403,7 @@ class LabellingSession:
         clusters, typicality = self._coverage_of_pool()
         decided = np.zeros(len(self.paths), dtype=bool)
         decided[list(self.decisions)] = True
+        decided[list(pending)] = True
         left, picks = available.copy(), []
         while len(picks) < n_images and left.any():
             if self._rng.random_sample() < audit_share:
@@ -444,7 +449,7 @@ class LabellingSession:
             items = [self.item(index, audit=index in self._issued_audits) for index in hold]
             return items + [self.item(index, audit=audit) for index, audit in picks]
 
-    def next_images(self, n_ranked, n_random, hold=(), *, after=None,
+    def next_images(self, n_ranked, n_random, hold=(), *, pending=(), after=None,
                     timeout=REFIT_WAIT_SECONDS):
         """The page's two lanes of next images: the policy's picks and uniform random ones.
 
@@ -460,6 +465,9 @@ class LabellingSession:
         hold : sequence of int
             Images the page holds already (shown, ahead, or decided there but
             not saved yet): neither lane repeats them.
+        pending : sequence of int
+            Images of ``hold`` decided on the page, the decisions on their way:
+            the cold start counts them as labelled.
         after : int, default=None
             Wait (at most ``timeout`` seconds) until the trained model includes
             the decisions up to this :attr:`version`.
@@ -475,8 +483,9 @@ class LabellingSession:
             if after is not None:
                 self._installed.wait_for(lambda: self.trained_version >= min(after, self.version),
                                          timeout=timeout)
-            hold = [index for index in hold if isinstance(index, int)
+            hold = [index for index in [*hold, *pending] if isinstance(index, int)
                     and 0 <= index < len(self.paths)]
+            pending = [index for index in pending if index in hold]
             available = self._available(hold)
             fresh = available.copy()
             fresh[list(self._skipped)] = False
@@ -486,7 +495,7 @@ class LabellingSession:
             for index, _ in ranked:
                 fresh[index] = False
             kind = "coverage" if self.cold_start else "model"
-            ranked += self._ranked(fresh, n_ranked - len(ranked), 0.0)
+            ranked += self._ranked(fresh, n_ranked - len(ranked), 0.0, pending)
             for index, _ in ranked:
                 fresh[index] = False
             candidates = np.flatnonzero(fresh)

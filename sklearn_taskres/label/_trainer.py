@@ -95,6 +95,8 @@ class Trainer(threading.Thread):
         self.stopping = threading.Event()
         self.n_refits = 0
         self.refit_seconds = []
+        #: The session's version when the model file was last written (None: never).
+        self.model_file_version = None
 
     def stop(self):
         self.stopping.set()
@@ -137,4 +139,6 @@ class Trainer(threading.Thread):
             self.n_refits += 1
             session.install(model, version, len(y))
         if self.model_file is not None:
+            version = session.trained_version
             write_atomically(session.serving_model(), self.model_file, self.save)
+            self.model_file_version = version

@@ -210,11 +210,13 @@ async function askForNext(after) {
   if (page.asking) { page.askAgain = true; return; }
   page.asking = true;
   const basis = page.saved;
-  const hold = [...new Set([...heldIndices(), ...pendingIndices()])];
+  const hold = heldIndices();
+  const pending = [...new Set(pendingIndices())];  // decided here, the decisions on their way
   const wanted = Math.max(RANDOM - page.random.length, 0);
   try {
     const lanes = await request(`/api/next?ranked=${RANKED}&random=${wanted}`
-      + `&hold=${hold.join(",")}` + (after === undefined ? "" : `&after=${after}`));
+      + `&hold=${hold.join(",")}&pending=${pending.join(",")}`
+      + (after === undefined ? "" : `&after=${after}`));
     const taken = new Set([...heldIndices(), ...pendingIndices()]);
     const current = page.current ? page.current.index : null;
     page.ranked = lanes.ranked.filter((item) => item.index !== current
