@@ -561,5 +561,7 @@ def add_loaded_model_options(parser):
     parser.add_argument("--pretrained", default=None,
                         help="where the CLIP weights are now, if they moved since fit: a tag or "
                         "a checkpoint file (default: the model's)")
+    parser.add_argument("--cache-dir", metavar="DIR", default=None,
+                        help="on-disk feature cache shared by runs (default: the model's)")
 
 
