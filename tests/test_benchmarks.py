@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from doc_blocks import ROOT, block
+
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+PAGE = "docs/user_guide/benchmarks.rst"
 
 RATIOS = {
     "residual_training": "1. residual training",
@@ -18,13 +21,14 @@ RATIOS = {
 
 
 def test_tiny_benchmark_prints_every_ratio_and_writes_them_to_json(tmp_path):
-    """The tiny configuration runs offline, prints the six ratios and writes them as JSON."""
-    output = tmp_path / "results.json"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    # One torch thread: on a busy machine, two threads on two cores wait on each other.
-    command = [sys.executable, str(BENCHMARK), "--config", "tiny", "--repeats", "1",
-               "--threads", "1", "--json", str(output)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    """The smoke run of docs/user_guide/benchmarks.rst, as printed, offline: six ratios, JSON."""
+    (command,) = block(PAGE, 0).commands
+    (tmp_path / "benchmarks").symlink_to(BENCHMARK.parent)  # run.py of this checkout
+    output = tmp_path / "tiny.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
+                            text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     for title in RATIOS.values():
         assert f"[tiny] {title}" in result.stdout
@@ -66,3 +70,15 @@ def test_every_configuration_measures_registered_ratios(monkeypatch):
     assert CONFIGS["tiny"].ratios == tuple(RATIOS)
     for config in CONFIGS.values():
         assert config.ratios and set(config.ratios) <= MEASUREMENTS.keys()
+
+
+def test_every_configuration_the_page_names_is_one_run_py_takes(monkeypatch):
+    """The benchmarks page names only configurations that exist, and documents each one."""
+    import re
+
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))
+    from taskres_bench.configs import CONFIGS
+
+    page = (ROOT / PAGE).read_text(encoding="utf-8")
+    listed = {name for name, _ in re.findall(r"^``([a-z-]+)``( \(.*\))?$", page, flags=re.MULTILINE)}
+    assert listed == {*CONFIGS, "all", "store"}

@@ -3,7 +3,6 @@
 import html
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -11,48 +10,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from doc_blocks import shell_blocks
 
 from sklearn_taskres import load_model
 from sklearn_taskres.cli import read_predictions
 from sklearn_taskres.testing import load_held_out_digits
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "user_guide" / "labelling.rst"
+GUIDE = "docs/user_guide/labelling.rst"
 N_SCANS = 100
 
 
-def guide_commands(path=GUIDE):
+def guide_commands():
     """The shell commands of the guide's ``bash`` blocks, in order.
 
     The section on the labelling page writes its commands in ``shell`` blocks:
-    they wait for a person in a browser (tests/test_label_command.py and
-    tests/test_label_page.py run them).
-
-    A command runs on over continuation lines (a trailing backslash) and
-    over lines inside an open quote.
+    they wait for a person in a browser (tests/test_documented_commands.py runs
+    them in Chromium).
     """
-    commands, block = [], None
-    for line in path.read_text(encoding="utf-8").splitlines() + [""]:
-        if line.strip() == ".. code-block:: bash":
-            block, pending = [], ""
-            continue
-        if block is None:
-            continue
-        if line and not line.startswith("   "):  # the block ends at the next paragraph
-            block = None
-            continue
-        text = line[3:]
-        if not pending and not text.strip():
-            continue
-        pending += text + "\n"
-        if pending.rstrip().endswith("\\"):
-            continue
-        try:
-            shlex.split(pending, comments=True)
-        except ValueError:  # "No closing quotation": the command goes on
-            continue
-        commands.append(pending.strip())
-        pending = ""
-    return commands
+    return [command for found in shell_blocks(GUIDE) if found.language == "bash"
+            for command in found.commands]
 
 
 def test_the_guide_commands_are_found():
