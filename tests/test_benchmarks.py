@@ -80,5 +80,6 @@ def test_every_configuration_the_page_names_is_one_run_py_takes(monkeypatch):
     from taskres_bench.configs import CONFIGS
 
     page = (ROOT / PAGE).read_text(encoding="utf-8")
-    listed = {name for name, _ in re.findall(r"^``([a-z-]+)``( \(.*\))?$", page, flags=re.MULTILINE)}
+    terms = re.findall(r"^``([a-z-]+)``( \(.*\))?$", page, flags=re.MULTILINE)
+    listed = {name for name, _ in terms}
     assert listed == {*CONFIGS, "all", "store"}

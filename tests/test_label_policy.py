@@ -13,8 +13,8 @@ from sklearn_taskres._labels_log import (
 
 label = pytest.importorskip("sklearn_taskres.label", reason="needs the app extra")
 from sklearn_taskres.label import audit_estimates, next_images, wilson_interval  # noqa: E402
-from sklearn_taskres.label._policy import coverage_clusters, coverage_images  # noqa: E402
 from sklearn_taskres.label._estimate import prefer_trained  # noqa: E402
+from sklearn_taskres.label._policy import coverage_clusters, coverage_images  # noqa: E402
 
 
 def _proba(n_images, n_classes, seed):

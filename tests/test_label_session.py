@@ -13,8 +13,8 @@ from starlette.testclient import TestClient  # noqa: E402
 from sklearn_taskres.label import LabellingSession, SessionError, refit  # noqa: E402
 from sklearn_taskres.label._encoding import Encoder  # noqa: E402
 from sklearn_taskres.label._guard import cookie_name  # noqa: E402
-from sklearn_taskres.label._policy import COLD_START_PER_CLASS  # noqa: E402
 from sklearn_taskres.label._http import build_app  # noqa: E402
+from sklearn_taskres.label._policy import COLD_START_PER_CLASS  # noqa: E402
 from sklearn_taskres.label._trainer import Trainer, write_atomically  # noqa: E402
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 60, 230)}
