@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from doc_blocks import ROOT, all_blocks, block
+from helpers import cache_random_weights
 from PIL import Image
 
 from sklearn_taskres import load_model
@@ -174,22 +175,7 @@ def write_photos(folder, n_per_class, *, nested, seed=0):
 @pytest.fixture(scope="module")
 def default_clip_cache(tmp_path_factory):
     """A Hugging Face cache holding a random ViT-B-32 where open_clip finds OpenAI's weights."""
-    import open_clip
-    import torch
-    from open_clip.pretrained import get_pretrained_cfg
-    from safetensors.torch import save_file
-
-    repo = get_pretrained_cfg("ViT-B-32", "openai")["hf_hub"].strip("/")
-    cache = tmp_path_factory.mktemp("hub")
-    snapshot = cache / f"models--{repo.replace('/', '--')}" / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    torch.manual_seed(0)
-    model = open_clip.create_model("ViT-B-32", pretrained=None)
-    save_file({key: value.contiguous() for key, value in model.state_dict().items()},
-              snapshot / "open_clip_model.safetensors")
-    (snapshot.parents[1] / "refs").mkdir()
-    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
-    return cache
+    return cache_random_weights(tmp_path_factory.mktemp("hub"), "ViT-B-32", "openai")
 
 
 @pytest.fixture(scope="module")
