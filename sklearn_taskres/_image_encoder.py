@@ -145,8 +145,8 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
         """
         self._validate_params()
         return image_features(
-            self._encoder(), image_column_of(X, self.image_column), cache_dir=self.cache_dir, verbose=self.verbose,
-            decoding=self._decoding(),
+            self._encoder(), image_column_of(X, self.image_column), cache_dir=self.cache_dir,
+            verbose=self.verbose, decoding=self._decoding(),
         )
 
     def __setstate__(self, state):
