@@ -197,7 +197,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         weights, precision and preprocessing) are read instead of encoded.
         Writes are atomic and checksummed; corrupt entries are recomputed.
     image_column : str, default=None
-        The column of images when ``X`` is a DataFrame (pandas or polars)
+        The column of images when ``X`` is a pandas DataFrame
         with other columns too. None takes the only column of a DataFrame,
         and refuses one with several. ``X`` that is not a DataFrame is the
         sequence of images whatever this says.

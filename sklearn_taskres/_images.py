@@ -6,7 +6,7 @@ An image is a PIL image (any mode), a path to an image file (str or
 ``ray.data.read_binary_files`` give), or a uint8 array of shape (H, W),
 (H, W, 1), (H, W, 3) or (H, W, 4). Every error names the index of the culprit.
 
-A sequence of images may be a DataFrame (pandas or polars): its one column of
+A sequence of images may be a pandas DataFrame: its one column of
 images, or the column named by ``image_column`` (:func:`image_column_of`); a
 column's name is never an image. A string that names no file and is base64
 (how JSON carries binary data, MLflow's model server included) of an image
@@ -246,7 +246,7 @@ def _to_8_bit(image):
 
 
 def _is_dataframe(X):
-    """Whether X is a DataFrame (pandas, polars): two-dimensional, with named columns."""
+    """Whether X is a DataFrame (pandas; told by its shape and named columns, not its type)."""
     return (hasattr(X, "columns") and not isinstance(X, np.ndarray)
             and len(getattr(X, "shape", ())) == 2)
 
@@ -254,7 +254,7 @@ def _is_dataframe(X):
 def image_column_of(X, image_column=None):
     """The images of X: X itself, or the image column of a DataFrame.
 
-    A DataFrame (pandas or polars) gives its only column, or the column
+    A pandas DataFrame gives its only column, or the column
     named ``image_column``; its column names are never images. Anything else
     is returned as it is, whatever ``image_column`` says.
 
@@ -268,7 +268,7 @@ def image_column_of(X, image_column=None):
     Returns
     -------
     images : sequence of images
-        The column (a pandas or polars Series), or X.
+        The column (a pandas Series), or X.
     """
     if not _is_dataframe(X):
         return X
