@@ -29,6 +29,11 @@ def pytest_configure(config):
         'auto_precision: the outcome depends on what precision="auto" resolves to; '
         ".ci/run runs these again with --native-bf16 answered the other way",
     )
+    config.addinivalue_line(
+        "markers",
+        "slow: starts a server or another long-lived process (tens of seconds); part of the "
+        "default run, left out with -m 'not slow'",
+    )
     answer = config.getoption("--native-bf16")
     if answer is not None:
         os.environ[NATIVE_BF16_ENV] = answer

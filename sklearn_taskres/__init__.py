@@ -11,6 +11,7 @@ from ._version import __version__
 
 _EXPORTS = {
     "CLIPImageEncoder": "._image_encoder",
+    "SKOPS_TRUSTED_TYPES": "._persistence",
     "TaskResClassifier": "._classifier",
     "TaskResHead": "._head",
     "WeightsUnavailableError": "._clip",
@@ -29,6 +30,7 @@ _EXPORTS = {
 
 __all__ = [
     "CLIPImageEncoder",
+    "SKOPS_TRUSTED_TYPES",
     "TaskResClassifier",
     "TaskResHead",
     "WeightsUnavailableError",
@@ -54,7 +56,7 @@ if TYPE_CHECKING:  # for static analysis; at run time, __getattr__ imports on de
     from ._features import clear_feature_cache
     from ._head import TaskResHead
     from ._image_encoder import CLIPImageEncoder
-    from ._persistence import load_model, save_model
+    from ._persistence import SKOPS_TRUSTED_TYPES, load_model, save_model
     from ._zero_shot import zero_shot_classifier
     from .fewshot import sample_few_shot
 

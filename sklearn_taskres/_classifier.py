@@ -26,6 +26,7 @@ from ._clip import (
 )
 from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, check_missing_labels, encode_labels
+from ._images import image_column_of
 from ._state import VersionedStateMixin
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
@@ -195,6 +196,11 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         runs: images and prompts already encoded there (same content, model,
         weights, precision and preprocessing) are read instead of encoded.
         Writes are atomic and checksummed; corrupt entries are recomputed.
+    image_column : str, default=None
+        The column of images when ``X`` is a pandas DataFrame
+        with other columns too. None takes the only column of a DataFrame,
+        and refuses one with several. ``X`` that is not a DataFrame is the
+        sequence of images whatever this says.
     random_state : int, RandomState instance or None, default=None
         Seeds the batch order.
     verbose : int, default=0
@@ -233,9 +239,13 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
     -----
     Images may be PIL images (any mode; converted to RGB), paths to image
     files, the bytes of encoded image files (``bytes``, ``bytearray`` or
-    ``memoryview``; decoded as the file, and sharing its cached features), or
-    uint8 arrays of shape (H, W) or (H, W, C). They are preprocessed with the
-    model's own open_clip evaluation transform.
+    ``memoryview``; decoded as the file, and sharing its cached features),
+    image files in base64 (a string that names no file and decodes as base64
+    to an image file: how JSON carries bytes), or uint8 arrays of shape
+    (H, W) or (H, W, C). They are preprocessed with the model's own open_clip
+    evaluation transform. ``X`` may be a DataFrame: its column of images is
+    ``X`` (see ``image_column``), and ``X[i]`` in an error is its row at
+    position ``i``. :ref:`tracking` says how a string is recognised as base64.
 
     With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's
     callbacks (``sklearn.callback``). The tasks of a fit are the image
@@ -277,6 +287,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         "device": [str],
         "precision": [StrOptions({"auto", *PRECISIONS})],
         "cache_dir": [str, os.PathLike, None],
+        "image_column": [str, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -301,6 +312,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         device="auto",
         precision="auto",
         cache_dir=None,
+        image_column=None,
         random_state=None,
         verbose=0,
     ):
@@ -321,6 +333,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         self.device = device
         self.precision = precision
         self.cache_dir = cache_dir
+        self.image_column = image_column
         self.random_state = random_state
         self.verbose = verbose
 
@@ -330,8 +343,10 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
 
         Parameters
         ----------
-        X : sequence of images
-            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
+        X : sequence of images or DataFrame
+            PIL images, paths to image files, encoded image bytes, image files
+            in base64, or uint8 arrays; or a DataFrame with a column of them
+            (``image_column``).
         y : array-like of shape (n_samples,)
             Class names or integer indices (sequence ``classnames``), or keys
             of the ``classnames`` mapping.
@@ -345,6 +360,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         self : TaskResClassifier
             The fitted classifier.
         """
+        X = image_column_of(X, self.image_column)
         check_consistent_length(X, y)
         y = column_or_1d(y, warn=True)
         check_missing_labels(y)
@@ -612,7 +628,12 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         precision = resolve_precision(self.precision, device)
         return load_encoder(self.model, self.pretrained, device, precision, self.verbose)
 
+    def __setstate__(self, state):
+        # Saved before image_column: X is taken as it was then.
+        super().__setstate__({"image_column": None, **state})
+
     def _features(self, X):
+        X = image_column_of(X, self.image_column)
         encoder = self._encoder(resolve_device(self.device, cpu_fallback=True))
         features = image_features(encoder, X, cache_dir=self.cache_dir, verbose=self.verbose,
                                   decoding=self._decoding())
@@ -629,8 +650,8 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
 
         Parameters
         ----------
-        X : sequence of images
-            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
+        X : sequence of images or DataFrame
+            Images, or a DataFrame with a column of images, as for ``fit``.
 
         Returns
         -------
@@ -645,8 +666,8 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
 
         Parameters
         ----------
-        X : sequence of images
-            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
+        X : sequence of images or DataFrame
+            Images, or a DataFrame with a column of images, as for ``fit``.
 
         Returns
         -------
@@ -661,8 +682,8 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
 
         Parameters
         ----------
-        X : sequence of images
-            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
+        X : sequence of images or DataFrame
+            Images, or a DataFrame with a column of images, as for ``fit``.
 
         Returns
         -------
@@ -677,8 +698,8 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
 
         Parameters
         ----------
-        X : sequence of images
-            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
+        X : sequence of images or DataFrame
+            Images, or a DataFrame with a column of images, as for ``fit``.
 
         Returns
         -------

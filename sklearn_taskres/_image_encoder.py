@@ -11,6 +11,7 @@ from ._carried import CarriedEncoderStateMixin
 from ._classifier import TaskResClassifier
 from ._clip import PRECISIONS
 from ._features import image_features, text_features
+from ._images import image_column_of
 from ._training import resolve_device
 
 
@@ -42,6 +43,9 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
     cache_dir : str or path, default=None
         A folder for an on-disk feature cache shared by processes and later
         runs, as for :class:`TaskResClassifier`.
+    image_column : str, default=None
+        The column of images when ``X`` is a DataFrame with other columns
+        too, as for :class:`TaskResClassifier`.
     verbose : int, default=0
         When positive, progress bars on stderr for model loading and encoding.
 
@@ -56,7 +60,8 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
     parameters, and ``transform`` works without it. Images may be PIL images,
     paths to image files, the bytes of encoded image files (``bytes``,
     ``bytearray`` or ``memoryview``, decoded as the file and sharing its cached
-    features), or uint8 arrays of shape (H, W) or (H, W, C). The embeddings
+    features), image files in base64, or uint8 arrays of shape (H, W) or
+    (H, W, C); ``X`` may be a DataFrame with a column of them (``image_column``). The embeddings
     are not normalised; CLIP compares them by cosine similarity.
 
     Examples
@@ -79,6 +84,7 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
         "device": [str],
         "precision": [StrOptions({"auto", *PRECISIONS})],
         "cache_dir": [str, os.PathLike, None],
+        "image_column": [str, None],
         "verbose": ["verbose"],
     }
 
@@ -90,6 +96,7 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
         device="auto",
         precision="auto",
         cache_dir=None,
+        image_column=None,
         verbose=0,
     ):
         self.model = model
@@ -97,6 +104,7 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
         self.device = device
         self.precision = precision
         self.cache_dir = cache_dir
+        self.image_column = image_column
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -125,8 +133,10 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
 
         Parameters
         ----------
-        X : sequence of images
-            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
+        X : sequence of images or DataFrame
+            PIL images, paths to image files, encoded image bytes, image files
+            in base64, or uint8 arrays; or a DataFrame with a column of them
+            (``image_column``).
 
         Returns
         -------
@@ -135,9 +145,13 @@ class CLIPImageEncoder(CallbackSupportMixin, TransformerMixin, CarriedEncoderSta
         """
         self._validate_params()
         return image_features(
-            self._encoder(), X, cache_dir=self.cache_dir, verbose=self.verbose,
-            decoding=self._decoding(),
+            self._encoder(), image_column_of(X, self.image_column), cache_dir=self.cache_dir,
+            verbose=self.verbose, decoding=self._decoding(),
         )
+
+    def __setstate__(self, state):
+        # Saved before image_column: X is taken as it was then.
+        super().__setstate__({"image_column": None, **state})
 
     def get_feature_names_out(self, input_features=None):
         """Names of the embedding columns: ``clipimageencoder0``, ``clipimageencoder1``, ...

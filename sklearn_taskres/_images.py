@@ -6,6 +6,12 @@ An image is a PIL image (any mode), a path to an image file (str or
 ``ray.data.read_binary_files`` give), or a uint8 array of shape (H, W),
 (H, W, 1), (H, W, 3) or (H, W, 4). Every error names the index of the culprit.
 
+A sequence of images may be a pandas DataFrame: its one column of
+images, or the column named by ``image_column`` (:func:`image_column_of`); a
+column's name is never an image. A string that names no file and is base64
+(how JSON carries binary data, MLflow's model server included) of an image
+file is that file's bytes (:func:`base64_image`).
+
 Decoding follows :class:`Decoding`: the EXIF orientation of files and PIL
 images applied, and JPEG files decoded at reduced DCT scale when they are
 large enough (the ``exif_orientation`` and ``jpeg_draft`` settings).
@@ -14,10 +20,14 @@ file without a name: they decode as that file does and share its digest,
 hence its cached features.
 """
 
+import base64
+import binascii
+import errno
 import functools
 import hashlib
 import io
 import os
+import re
 import stat
 import threading
 import time
@@ -235,8 +245,95 @@ def _to_8_bit(image):
     return Image.fromarray(pixels, "L")
 
 
+def _is_dataframe(X):
+    """Whether X is a DataFrame (pandas; told by its shape and named columns, not its type)."""
+    return (hasattr(X, "columns") and not isinstance(X, np.ndarray)
+            and len(getattr(X, "shape", ())) == 2)
+
+
+def image_column_of(X, image_column=None):
+    """The images of X: X itself, or the image column of a DataFrame.
+
+    A pandas DataFrame gives its only column, or the column
+    named ``image_column``; its column names are never images. Anything else
+    is returned as it is, whatever ``image_column`` says.
+
+    Parameters
+    ----------
+    X : sequence of images or DataFrame
+        The images, or a DataFrame with a column of images.
+    image_column : str or None, default=None
+        The column of images of a DataFrame; None takes its only column.
+
+    Returns
+    -------
+    images : sequence of images
+        The column (a pandas Series), or X.
+    """
+    if not _is_dataframe(X):
+        return X
+    columns = list(X.columns)
+    if image_column is None:
+        if len(columns) != 1:
+            raise ValueError(
+                f"expected a DataFrame with one column of images, or image_column naming "
+                f"the column of images; got {len(columns)} columns {columns}"
+            )
+        image_column = columns[0]
+    elif image_column not in columns:
+        raise ValueError(
+            f"expected a DataFrame with the column of images {image_column!r} "
+            f"(image_column); got the columns {columns}"
+        )
+    return X[image_column]
+
+
+# The standard base64 alphabet (RFC 4648, section 4), padded; line breaks are
+# dropped first, as MIME base64 (base64.encodebytes) breaks lines every 76 characters.
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_DATA_URL = re.compile(r"data:image/[-+.\w]+;base64,", re.IGNORECASE)
+# From this length, a base64 string that holds no image is reported as such
+# rather than as a missing file (a short path may happen to be in the alphabet).
+_BASE64_REPORTED = 64
+
+
+def _base64_text(text):
+    """``text`` without its line breaks and data URL prefix, if it is base64; else None."""
+    compact = "".join(text.split())
+    url = _DATA_URL.match(compact)
+    if url is not None:
+        compact = compact[url.end():]
+    return compact if compact and _BASE64.fullmatch(compact) else None
+
+
+def base64_image(text):
+    """The bytes of the image file that a string holds in base64, or None.
+
+    A string is base64 when, without its line breaks (MIME base64) and an
+    optional ``data:image/...;base64,`` prefix (a data URL), it is in the
+    standard padded alphabet of RFC 4648; it holds an image file when Pillow
+    identifies the format of the bytes it decodes to.
+    """
+    compact = _base64_text(text)
+    if compact is None:
+        return None
+    try:
+        content = base64.b64decode(compact, validate=True)
+    except binascii.Error:
+        return None
+    return content if _header(content) is not None else None
+
+
+def short_repr(text, limit=80):
+    """``repr(text)``, or for a longer string its start and its length."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit - 20]!r}... ({len(text)} characters)"
+
+
 def image_sources(X):
     """Validate a sequence of images and describe each one; raise on the first bad one."""
+    X = image_column_of(X)
     if isinstance(X, (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)):
         raise TypeError(
             "expected X to be a sequence of images (a list of PIL images, paths, encoded "
@@ -289,19 +386,17 @@ def _describe(index, item):
         path = Path(item)
         try:
             status = path.stat()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"X[{index}]: no such image file: {str(item)!r}") from None
+        except (OSError, ValueError) as exc:
+            # A base64 string names no file, and is often longer than a name may be.
+            if isinstance(exc, OSError) and exc.errno not in (errno.ENOENT, errno.ENAMETOOLONG):
+                raise
+            return _describe_missing(index, item)
         if not stat.S_ISREG(status.st_mode):
             kind = "directory" if stat.S_ISDIR(status.st_mode) else "special file"
             raise ValueError(f"X[{index}]: expected an image file; got the {kind} {str(item)!r}")
         return ImageSource(index, "path", path, *_file_digest(path, status))
     if isinstance(item, (bytes, bytearray, memoryview)):
-        # A copy of mutable buffers: the bytes decoded are the bytes digested.
-        content = item.tobytes() if isinstance(item, memoryview) else bytes(item)
-        if not content:
-            raise ValueError(f"X[{index}]: expected the bytes of an encoded image; got 0 bytes")
-        # The digest and header of the same file: one cache entry serves both.
-        return ImageSource(index, "bytes", content, _digest(b"file", content), _header(content))
+        return _describe_bytes(index, item)
     if isinstance(item, np.ndarray):
         shape_ok = item.ndim == 2 or (item.ndim == 3 and item.shape[2] in _ARRAY_CHANNELS)
         if item.dtype != np.uint8 or not shape_ok:
@@ -326,6 +421,32 @@ def _describe(index, item):
         f"X[{index}]: expected a PIL image, a path, encoded image bytes or a uint8 array; "
         f"got {type(item).__name__}{hint}"
     )
+
+
+def _describe_bytes(index, item):
+    # A copy of mutable buffers: the bytes decoded are the bytes digested.
+    content = item.tobytes() if isinstance(item, memoryview) else bytes(item)
+    if not content:
+        raise ValueError(f"X[{index}]: expected the bytes of an encoded image; got 0 bytes")
+    # The digest and header of the same file: one cache entry serves both.
+    return ImageSource(index, "bytes", content, _digest(b"file", content), _header(content))
+
+
+def _describe_missing(index, item):
+    """A path that names no file: the image file it holds in base64, or why it is none."""
+    if isinstance(item, str):
+        content = base64_image(item)
+        if content is not None:
+            return _describe_bytes(index, content)
+        compact = _base64_text(item)
+        if compact is not None and len(compact) >= _BASE64_REPORTED:
+            decoded = base64.b64decode(compact)
+            raise ValueError(
+                f"X[{index}]: expected a path to an image file or an image file in base64; "
+                f"got {short_repr(item)}, which names no file and decodes as base64 to "
+                f"{len(decoded)} bytes of no image format (starting {decoded[:12]!r})"
+            )
+    raise FileNotFoundError(f"X[{index}]: no such image file: {short_repr(str(item))}")
 
 
 # File digests by file identity and stamp: a grid search hashes every file once.

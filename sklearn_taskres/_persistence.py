@@ -5,7 +5,8 @@ format scikit-learn recommends for exchanging models: NumPy arrays and a JSON
 schema in a zip archive. :func:`load_model` reads only files whose every
 object is of a type this package writes (its estimators, NumPy arrays,
 Python builtins); any other type is refused before anything is built, so no
-code from the file runs.
+code from the file runs. :data:`SKOPS_TRUSTED_TYPES` names the estimators for
+other tools that load skops files (``skops.io.load``, MLflow's skops format).
 """
 
 import copy
@@ -22,9 +23,16 @@ from ._classifier import TaskResClassifier, _as_label_array
 from ._head import TaskResHead
 from ._state import check_format
 
-_ESTIMATORS = {
-    f"{cls.__module__}.{cls.__qualname__}": cls for cls in (TaskResClassifier, TaskResHead)
-}
+#: The types of a skops file of this package that skops does not trust by
+#: default: its estimators. Pass them to skops, or to any tool that loads skops
+#: files, to trust them: ``skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)``,
+#: ``mlflow.sklearn.log_model(clf, name=..., serialization_format="skops",
+#: skops_trusted_types=SKOPS_TRUSTED_TYPES)``. :func:`load_model` trusts these
+#: and the NumPy and builtin types that skops writes for them, nothing else.
+SKOPS_TRUSTED_TYPES = tuple(
+    f"{cls.__module__}.{cls.__qualname__}" for cls in (TaskResClassifier, TaskResHead)
+)
+_ESTIMATORS = dict(zip(SKOPS_TRUSTED_TYPES, (TaskResClassifier, TaskResHead), strict=True))
 # What skops writes for the state of our estimators, by loader: each schema
 # node names a loader and the type it builds. Some loaders call the type they
 # name (an array node calls a scalar type on its content, a random state node
@@ -94,7 +102,8 @@ def load_model(path):
     """Read an estimator written by :func:`save_model`; no code from the file runs.
 
     Every object of the file must be of a type this package writes: its
-    estimators, NumPy arrays and Python builtins. A file with any other type
+    estimators (:data:`SKOPS_TRUSTED_TYPES`), NumPy arrays and Python
+    builtins. A file with any other type
     is refused, naming the type, before anything is built from it. A ``.npz``
     file written by sklearn-taskres 0.1 still loads, with a deprecation
     warning.

@@ -23,7 +23,8 @@ Fit on a cluster and label a bucket of photos, in a dozen lines::
 The image column holds the bytes of encoded image files (what
 :func:`ray.data.read_binary_files` yields, and what Parquet columns, WebDataset
 shards and databases hold), paths to image files every worker can open, or
-uint8 arrays of shape (H, W, C) as :func:`ray.data.read_images` yields. Bytes
+uint8 arrays of shape (H, W, C) as :func:`ray.data.read_images` yields; a
+string that names no file may be an image file in base64, as for ``predict``. Bytes
 and paths are decoded by the workers exactly as ``predict`` decodes a file:
 EXIF orientation applied, large JPEGs decoded at reduced DCT scale, HEIC with
 the ``heif`` extra; a file that does not decode fails the job with a
@@ -56,6 +57,7 @@ from ._clip import custom_model_config, ensure_model_config, load_encoder, resol
 from ._config import decoding_config, set_config
 from ._features import augmented_image_features, image_features
 from ._head import check_missing_labels, encode_labels
+from ._images import short_repr
 from ._training import resolve_device
 from ._weights import check_sample_weight, training_weights
 
@@ -102,8 +104,8 @@ class _EncodingWorker:
         row, message = int(match.group(1)), message[match.end():]
         item = images[row]
         if isinstance(item, str):
-            if item not in message:
-                message = f"{self.image_column}={item!r}: {message}"
+            if short_repr(item) not in message:  # a base64 image is named by its start
+                message = f"{self.image_column}={short_repr(item)}: {message}"
         elif "path" in batch:  # read_binary_files or read_images with include_paths=True
             message = f"path={str(batch['path'][row])!r}: {message}"
         return f"a row of the {self.image_column!r} column: {message}"

@@ -558,3 +558,50 @@ def test_extend_classes_refuses_an_enhanced_base(make_clf, data):
     with pytest.raises(ValueError, match="expected a classifier fitted with base='text'; got "
                                          "base='enhanced'"):
         clf.extend_classes(["cyan"])
+
+
+@pytest.fixture
+def image_files(data, tmp_path):
+    """The images of ``data`` as PNG files, and a file named like a column."""
+    images, _ = data
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(image).save(paths[-1])
+    return paths
+
+
+def test_dataframes_are_their_column_in_fit_predict_and_score(make_clf, data, image_files):
+    """fit, predict, predict_proba and score take a one-column DataFrame as its column."""
+    pd = pytest.importorskip("pandas")
+    _, y = data
+    # A column named like an image file: the name must never be taken for an image.
+    frame = pd.DataFrame({image_files[0]: image_files})
+    by_list = make_clf(precision="fp32").fit(image_files, y)
+    by_frame = make_clf(precision="fp32").fit(frame, pd.Series(y))
+    np.testing.assert_array_equal(by_frame.residual_, by_list.residual_)
+    np.testing.assert_array_equal(by_frame.predict(frame), by_list.predict(image_files))
+    np.testing.assert_array_equal(by_frame.predict_proba(frame),
+                                  by_list.predict_proba(image_files))
+    assert by_frame.score(frame, y) == by_list.score(image_files, y)
+    with pytest.raises(ValueError, match=r"got 2 columns \['path', 'label'\]"):
+        by_frame.predict(pd.DataFrame({"path": image_files, "label": y}))
+
+
+def test_image_column_names_the_images_of_a_wider_dataframe(make_clf, data, image_files):
+    pd = pytest.importorskip("pandas")
+    import base64
+
+    _, y = data
+    encoded = [base64.b64encode(open(path, "rb").read()).decode() for path in image_files]
+    frame = pd.DataFrame({"label": y, "image": encoded})
+    clf = make_clf(precision="fp32", image_column="image").fit(frame, frame["label"])
+    assert clf.get_params()["image_column"] == "image"
+    plain = make_clf(precision="fp32").fit(image_files, y)
+    np.testing.assert_array_equal(clf.predict(frame), plain.predict(image_files))
+    np.testing.assert_array_equal(clf.predict(image_files), plain.predict(image_files))
+    with pytest.raises(ValueError, match=r"the column of images 'image' \(image_column\); got "
+                                         r"the columns \['path'\]"):
+        clf.predict(pd.DataFrame({"path": image_files}))
+    with pytest.raises(FileNotFoundError, match=r"X\[1\]: no such image file: 'nothing.png'"):
+        clf.predict(pd.DataFrame({"image": [encoded[0], "nothing.png"]}))

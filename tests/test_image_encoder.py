@@ -195,3 +195,18 @@ def test_a_pickle_carries_the_model_config_and_decoding_settings(tiny_model, tin
     settings, _, array = result.stdout.partition(b"\n")
     assert settings.decode() == "{'jpeg_draft': False, 'exif_orientation': True}"
     np.testing.assert_allclose(np.load(io.BytesIO(array)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_transform_takes_a_dataframe_column(make_encoder):
+    """A one-column DataFrame is its column; image_column picks one of several."""
+    pd = pytest.importorskip("pandas")
+    images = make_images(3, seed=21)
+    expected = make_encoder(precision="fp32").transform(images)
+    np.testing.assert_array_equal(
+        make_encoder(precision="fp32").transform(pd.DataFrame({"pixels": list(images)})),
+        expected)
+    frame = pd.DataFrame({"id": [1, 2, 3], "pixels": list(images)})
+    np.testing.assert_array_equal(
+        make_encoder(precision="fp32", image_column="pixels").transform(frame), expected)
+    with pytest.raises(ValueError, match=r"got 2 columns \['id', 'pixels'\]"):
+        make_encoder(precision="fp32").transform(frame)

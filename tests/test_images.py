@@ -1,3 +1,5 @@
+import base64
+import io
 import os
 import time
 from pathlib import Path
@@ -9,7 +11,7 @@ from PIL import Image
 
 import sklearn_taskres
 from sklearn_taskres import _images
-from sklearn_taskres._images import image_sources
+from sklearn_taskres._images import image_column_of, image_sources
 
 
 def rgb_of(item):
@@ -219,3 +221,111 @@ def test_torch_tensor_gets_a_conversion_hint():
 
     with pytest.raises(TypeError, match=r"X\[0\]: .*got Tensor \(for a CHW tensor"):
         image_sources([torch.zeros(3, 8, 8)])
+
+
+def _png_bytes(image):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["path", "bytes", "base64"])
+def test_a_one_column_dataframe_is_its_column_never_its_name(tmp_path, kind):
+    """The column's values are the images; its name, here an image file itself, is not."""
+    pd = pytest.importorskip("pandas")
+    images = make_images(3, seed=11)
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(image).save(paths[-1])
+    named = str(tmp_path / "name.png")
+    Image.fromarray(make_images(1, seed=12)[0]).save(named)
+    values = {"path": paths,
+              "bytes": [Path(path).read_bytes() for path in paths],
+              "base64": [base64.b64encode(Path(path).read_bytes()).decode() for path in paths]}
+    sources = image_sources(pd.DataFrame({named: values[kind]}))
+    assert [source.digest for source in sources] == [
+        source.digest for source in image_sources(paths)]
+
+
+def test_a_dataframe_of_several_columns_is_refused_naming_them(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"path": ["a.png"], "label": ["cat"]})
+    with pytest.raises(ValueError, match=r"expected a DataFrame with one column of images, or "
+                                         r"image_column naming the column of images; got 2 "
+                                         r"columns \['path', 'label'\]"):
+        image_sources(frame)
+
+
+def test_image_column_picks_the_column_and_names_a_missing_one(tmp_path):
+    pd = pytest.importorskip("pandas")
+    images = make_images(2, seed=13)
+    frame = pd.DataFrame({"label": ["a", "b"], "image": [_png_bytes(i) for i in images]})
+    column = image_column_of(frame, "image")
+    assert list(column) == list(frame["image"])
+    with pytest.raises(ValueError, match=r"expected a DataFrame with the column of images "
+                                         r"'photo' \(image_column\); got the columns "
+                                         r"\['label', 'image'\]"):
+        image_column_of(frame, "photo")
+    assert image_column_of(images, "photo") is images  # not a DataFrame: X itself
+
+
+def test_a_bad_row_of_a_dataframe_is_named_by_position(tmp_path):
+    pd = pytest.importorskip("pandas")
+    path = tmp_path / "0.png"
+    Image.fromarray(make_images(1, seed=14)[0]).save(path)
+    frame = pd.DataFrame({"path": [str(path), str(tmp_path / "gone.png")]}, index=[10, 20])
+    with pytest.raises(FileNotFoundError, match=r"X\[1\]: no such image file: .*gone.png"):
+        image_sources(frame)
+
+
+@pytest.mark.parametrize("encode", [
+    lambda content: base64.b64encode(content).decode(),
+    lambda content: base64.encodebytes(content).decode(),  # MIME: a line break every 76
+    lambda content: "data:image/png;base64," + base64.b64encode(content).decode(),
+], ids=["standard", "mime", "data-url"])
+def test_base64_strings_are_the_bytes_of_their_file(encode):
+    """A string that names no file and is base64 of an image file is that file's bytes."""
+    content = _png_bytes(make_images(1, seed=15)[0])
+    (source,) = image_sources([encode(content)])
+    (as_bytes,) = image_sources([content])
+    assert source.kind == "bytes" and source.item == content
+    assert source.digest == as_bytes.digest
+    np.testing.assert_array_equal(np.asarray(source.load()), np.asarray(as_bytes.load()))
+
+
+def test_an_existing_path_wins_over_base64(tmp_path, monkeypatch):
+    """A string that names a file is that file, even if it is base64 of another image too."""
+    in_base64 = _png_bytes(np.zeros((1, 1, 3), dtype=np.uint8))
+    name = base64.b64encode(in_base64).decode()
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)  # "/" is in the base64 alphabet
+    Image.fromarray(make_images(1, seed=16)[0]).save(path, format="PNG")
+    monkeypatch.chdir(tmp_path)
+    (source,) = image_sources([name])
+    assert source.kind == "path"
+    assert source.digest == image_sources([path])[0].digest
+    assert source.digest != image_sources([in_base64])[0].digest
+
+
+def test_strings_that_are_neither_file_nor_image_are_explained():
+    """A short name is a missing file; long base64 of no image says so; long names are cut."""
+    with pytest.raises(FileNotFoundError, match=r"X\[0\]: no such image file: 'abcd'"):
+        image_sources(["abcd"])  # base64 too, of 3 bytes: a missing file is the likelier
+    not_image = base64.b64encode(b"just some text, not an image at all" * 3).decode()
+    with pytest.raises(ValueError, match=r"X\[0\]: expected a path to an image file or an "
+                                         r"image file in base64; got 'anVzd.*\(140 characters\), "
+                                         r"which names no file and decodes as base64 to 105 "
+                                         r"bytes of no image format \(starting b'just some t"):
+        image_sources([not_image])
+    long_name = "photos/" + "x" * 300 + ".jpg"  # longer than a file name may be
+    with pytest.raises(FileNotFoundError, match=r"X\[0\]: no such image file: 'photos/x+'\.\.\. "
+                                                r"\(311 characters\)"):
+        image_sources([long_name])
+
+
+def test_truncated_image_in_base64_names_its_row():
+    content = _png_bytes(make_images(1, seed=17)[0])[:100]
+    sources = image_sources([make_images(1, seed=18)[0], base64.b64encode(content).decode()])
+    with pytest.raises(ValueError, match=r"X\[1\]: cannot decode the image bytes \(100 bytes"):
+        sources[1].load()

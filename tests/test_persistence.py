@@ -11,6 +11,7 @@ import pytest
 import skops.io
 from helpers import make_dataset
 
+import sklearn_taskres
 from sklearn_taskres import TaskResClassifier, TaskResHead, _persistence, load_model, save_model
 from sklearn_taskres._state import FORMAT_VERSION
 
@@ -75,6 +76,36 @@ def test_the_file_is_a_skops_file_other_tools_read(head_data, tmp_path):
     assert untrusted == ["sklearn_taskres._head.TaskResHead"]
     loaded = skops.io.load(tmp_path / "head.skops", trusted=untrusted)
     np.testing.assert_array_equal(loaded.residual_, head.residual_)
+
+
+@pytest.mark.parametrize("classnames", [["red", "green", "blue"], {10: "red", 20: "g", 3.5: "b"}])
+def test_skops_trusted_types_are_what_skops_asks_for_and_load_model_trusts(
+        tiny_model, tmp_path, classnames):
+    """SKOPS_TRUSTED_TYPES is the list skops reports untrusted, and load_model's own."""
+    images, y = make_dataset(n_per_class=2, n_classes=3, seed=601)
+    labels = np.array(list(classnames), dtype=object)[y] if isinstance(classnames, dict) else y
+    clf = TaskResClassifier(classnames, model=tiny_model, pretrained=None, max_iter=2,
+                            device="cpu", precision="fp32", class_weight="balanced",
+                            random_state=np.random.RandomState(0)).fit(images, labels)
+    save_model(clf, tmp_path / "clf.skops")
+    assert skops.io.get_untrusted_types(file=tmp_path / "clf.skops") == sorted(
+        sklearn_taskres.SKOPS_TRUSTED_TYPES)
+    assert _persistence._ALLOWED["ObjectNode"] == frozenset(sklearn_taskres.SKOPS_TRUSTED_TYPES)
+    loaded = skops.io.load(tmp_path / "clf.skops", trusted=sklearn_taskres.SKOPS_TRUSTED_TYPES)
+    np.testing.assert_array_equal(loaded.predict_proba(images), clf.predict_proba(images))
+
+
+def test_a_classifier_saved_before_image_column_takes_x_as_it_is(tiny_model):
+    """A state without image_column (saved by an earlier release) loads with None."""
+    from sklearn_taskres import CLIPImageEncoder
+
+    for estimator in (TaskResClassifier(["a", "b"], model=tiny_model),
+                      CLIPImageEncoder(tiny_model)):
+        state = estimator.__getstate__()
+        del state["image_column"]
+        restored = type(estimator).__new__(type(estimator))
+        restored.__setstate__(state)
+        assert restored.get_params()["image_column"] is None
 
 
 @pytest.mark.parametrize("classnames, labels", [

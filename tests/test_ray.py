@@ -1,6 +1,8 @@
 """sklearn_taskres.ray on a real local Ray instance (2 CPUs, shared by the module's tests)."""
 
+import base64
 import importlib
+import io
 import json
 import os
 import signal
@@ -95,6 +97,27 @@ def test_predict_dataset_reads_paths_and_names_a_corrupt_file(fitted, data, tmp_
         predict_dataset(fitted, broken, image_column="path", concurrency=1).take_all()
     with pytest.raises(ValueError, match="expected the dataset to have the image column 'img'"):
         predict_dataset(fitted, broken, image_column="img", concurrency=1).take_all()
+
+
+@pytest.mark.auto_precision
+def test_predict_dataset_reads_base64_from_a_pandas_frame_and_names_a_bad_row(fitted, data):
+    """Image files in base64, as JSON carries them, are decoded by the workers; a bad one named."""
+    pd = pytest.importorskip("pandas")
+    images, _ = data
+    encoded = []
+    for image in images[:8]:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        encoded.append(base64.b64encode(buffer.getvalue()).decode())
+    dataset = ray.data.from_pandas(pd.DataFrame({"id": range(8), "image": encoded}))
+    rows = _by_id(predict_dataset(fitted, dataset, concurrency=1).take_all())
+    np.testing.assert_array_equal([row["label"] for row in rows],
+                                  fitted.predict(pd.DataFrame({"image": encoded})))
+    truncated = base64.b64encode(base64.b64decode(encoded[0])[:100]).decode()
+    broken = ray.data.from_pandas(pd.DataFrame({"image": [*encoded[:2], truncated]}))
+    with pytest.raises(ValueError, match=r"a row of the 'image' column: image='iVBOR[^ ]*'\.\.\. "
+                       r"\(136 characters\): cannot decode the image bytes \(100 bytes"):
+        predict_dataset(fitted, broken, concurrency=1).take_all()
 
 
 @pytest.mark.auto_precision
