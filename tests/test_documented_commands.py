@@ -32,7 +32,8 @@ COMMAND_LINE = "docs/user_guide/command_line.rst"
 # Shell blocks run by another test module, which reads them from the page itself.
 RUN_BY_MODULE = {
     **{(LABELLING, index): "tests/test_labelling_guide.py" for index in range(7)},
-    ("docs/user_guide/reproducing.rst", 0): "tests/test_reproduce.py",
+    ("docs/user_guide/reproducing.rst", 0): "tests/test_reproducing_guide.py",
+    ("docs/user_guide/tracking.rst", 1): "tests/test_mlflow.py",
     ("docs/user_guide/benchmarks.rst", 0): "tests/test_benchmarks.py",
 }
 # Shell blocks run here, by the test named.
