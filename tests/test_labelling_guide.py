@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from doc_blocks import shell_blocks
 
 from sklearn_taskres import load_model
@@ -48,8 +47,7 @@ def test_the_guide_commands_are_found():
 
 def _installed_command():
     script = Path(sys.executable).with_name("sklearn-taskres")
-    if not script.exists():
-        pytest.skip("the sklearn-taskres command is not installed (pip install -e .)")
+    assert script.exists(), "the sklearn-taskres command is not installed: pip install -e ."
     return script
 
 
