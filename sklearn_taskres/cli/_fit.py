@@ -5,6 +5,7 @@ from collections import Counter
 from .. import _argtypes
 from ._common import (
     EXIT_OK,
+    NONE_FOLDER,
     CommandError,
     add_model_options,
     add_save_options,
@@ -94,13 +95,18 @@ def run(args):
         raise CommandError("expected a labelled folder DIR or --labels LABELS.csv; got "
                            + ("both" if args.labels else "neither"))
     if args.labels is not None:
-        classnames, paths, labels, n_none = read_labels_file(args.labels, args.classnames_file)
+        classnames, paths, labels, none_paths = read_labels_file(args.labels,
+                                                                 args.classnames_file)
         folders = list(classnames)
-        if n_none:
-            note(f"{n_none} image(s) of none of the classes left out")
     else:
         folders, paths, labels = read_labelled_folder(args.directory)
         classnames = class_display_names(folders, args.classnames_file)
+        none_paths = [path for path, label in zip(paths, labels, strict=True)
+                      if label == NONE_FOLDER]
+        paths, labels = paths[:len(paths) - len(none_paths)], labels[:len(labels) - len(none_paths)]
+    if none_paths:
+        note(f"{len(none_paths)} image(s) of none of the classes: not a class, they sharpen "
+             "the none-of-these score")
     warn_unlabelled_classes(folders, labels)
     if args.shots is not None:
         counts = {folder: labels.count(folder) for folder in folders}
@@ -126,7 +132,7 @@ def run(args):
         class_weight=args.class_weight,
         random_state=args.seed,
     )
-    classifier.fit(paths, labels)
+    classifier.fit([*paths, *none_paths], [*labels, *[NONE_FOLDER] * len(none_paths)])
     save_classifier(classifier, args.output, model_format)
     if not args.augment_views:  # its plain features are those of the fit: no new encoding
         say_cross_validation(cross_validation_report(classifier, paths, labels, args.seed))
