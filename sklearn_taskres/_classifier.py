@@ -683,11 +683,14 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
     def _synced_head(self):
         """The head with this classifier's predict-time open-set parameters."""
         head = self.head_
-        if (head.get_params()["unknown_label"], head.get_params()["unknown_threshold"]) == (
-                self.unknown_label, self.unknown_threshold):
+        # getattr: estimators pickled before these parameters existed lack them.
+        wanted = (getattr(self, "unknown_label", None), getattr(self, "unknown_threshold", "auto"))
+        if (getattr(head, "unknown_label", None),
+                getattr(head, "unknown_threshold", "auto")) == wanted:
             return head
-        return copy.copy(head).set_params(unknown_label=self.unknown_label,
-                                          unknown_threshold=self.unknown_threshold)
+        head = copy.copy(head)
+        head.unknown_label, head.unknown_threshold = wanted
+        return head
 
     def decision_function(self, X):
         """Logits of every class for every image.

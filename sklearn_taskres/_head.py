@@ -414,7 +414,7 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
 
     def _with_unknown(self, labels, X):
         """``labels`` with ``unknown_label`` where ``score_unknown(X)`` is above the threshold."""
-        if self.unknown_label is None:
+        if getattr(self, "unknown_label", None) is None:  # None in heads pickled before it
             return labels
         rejected = self.score_unknown(X) > self._unknown_threshold()
         labels = concatenate_labels(labels, np.asarray([self.unknown_label]))[:-1]

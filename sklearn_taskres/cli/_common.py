@@ -121,11 +121,11 @@ def read_labelled_folder(directory):
         entry.name for entry in directory.iterdir() if entry.is_dir() and _is_visible(entry.name)
     )
     if UNKNOWN_LABEL in folders:
-        raise CommandError(
-            f"expected class folders other than {UNKNOWN_LABEL!r}, the label of images of none "
-            f"of the classes; got {str(directory / UNKNOWN_LABEL)!r}. Put images of no class "
-            f"in {NONE_FOLDER}/"
-        )
+        # what sort files as none of the classes: not labelled by a person.
+        note(f"{str(directory / UNKNOWN_LABEL)!r} left out: images a model took for none of "
+             f"the classes; move those that are to {NONE_FOLDER}{os.sep}, the others to their "
+             "class")
+        folders.remove(UNKNOWN_LABEL)
     with_none = folders
     folders = [folder for folder in folders if folder != NONE_FOLDER]
     if len(folders) < 2:
