@@ -129,7 +129,7 @@ def fit_open_set(known, targets, none_features, text_weights, logit_scale, n_cla
         "prototypes": class_prototypes(known, targets, n_classes).astype(np.float32),
         "none_features": _normalize_rows(none_features).astype(np.float32),
         "calibration": calibration,
-        "threshold": float(np.quantile(known_scores, KEPT_SHARE)),
+        "threshold": float(np.quantile(known_scores, KEPT_SHARE, method="higher")),
     }, known_scores
 
 

@@ -26,7 +26,6 @@ from ._common import (
     with_overrides,
 )
 from ._predictions import (
-    SCORE_COLUMN,
     PredictionWriter,
     drop_partial_line,
     model_fingerprint,
@@ -60,12 +59,13 @@ def add_parser(commands, common):
     predict.add_argument("--proba", action="store_true",
                          help="add the probability of every class")
     predict.add_argument("--unknown-threshold", type=float, default=None, metavar="T",
-                         help="label _unknown the images whose unknown_score is above T "
+                         help="with --output: label _unknown the images whose unknown_score "
+                         "(the model's none-of-these score, a column of FILE) is above T "
                          "(default: the model's threshold, chosen from its labels to keep 95 %% "
                          "of them)")
     predict.add_argument("--no-unknown", action="store_true",
-                         help="give every image a class: no _unknown label (the unknown_score "
-                         "column stays)")
+                         help="with --output: give every image a class, no _unknown label "
+                         "(the unknown_score column stays)")
     predict.add_argument("--format", choices=("csv", "json", "jsonl"), default=None,
                          help="of the rows printed: csv (columns path, label, proba_<class>..., "
                          "error), json (a list of {path, label, proba, error}) or jsonl (one "
@@ -73,7 +73,8 @@ def add_parser(commands, common):
     predict.add_argument("--output", metavar="FILE", default=None,
                          help="write the rows to FILE instead: .csv, .jsonl or .parquet (a "
                          "folder of Parquet files, one per batch), each row with a 'model' "
-                         "column, the model's fingerprint. If FILE exists, the run resumes it: "
+                         "column, the model's fingerprint, and an unknown_score column, the model's none-of-these "
+                         "score (label _unknown above its threshold). If FILE exists, the run resumes it: "
                          "images already in FILE are skipped and the others appended; a FILE of "
                          "another model (or without/with --proba) is refused. With --ray: a new "
                          "or empty folder that Ray writes Parquet files to (no resume)")
@@ -106,7 +107,8 @@ def run(args):
     classes = [plain(label) for label in classifier.classes_]
     if args.ray is not None:  # the cluster's rows: every image a class, no unknown_score yet
         return _run_on_ray(classifier, paths, args)
-    classifier = with_unknown(classifier, args)
+    if args.output is not None:  # printed rows keep one class per image
+        classifier = with_unknown(classifier, args)
 
     if args.output is None:
         sink = _Printer(args.format or "csv", classes, args.proba)
@@ -255,7 +257,7 @@ class _Printer:
             self.writer = csv.writer(sys.stdout, lineterminator="\n")
             # Prefixed so that a class called "path" or "label" keeps its own column.
             probas = [f"proba_{label}" for label in classes] if proba else []
-            self.writer.writerow(["path", "label", *probas, SCORE_COLUMN, "error"])
+            self.writer.writerow(["path", "label", *probas, "error"])
             sys.stdout.flush()
 
     def _object(self, row):
@@ -263,7 +265,6 @@ class _Printer:
         if self.proba:
             entry["proba"] = None if row["proba"] is None else dict(
                 zip(map(str, self.classes), row["proba"], strict=True))
-        entry[SCORE_COLUMN] = row.get("unknown_score")
         entry["error"] = row["error"]
         return entry
 
@@ -271,10 +272,8 @@ class _Printer:
         if self.kind == "csv":
             for row in rows:
                 probas = (row["proba"] or [""] * len(self.classes)) if self.proba else []
-                score = row.get("unknown_score")
                 self.writer.writerow([row["path"], "" if row["label"] is None else row["label"],
-                                      *probas, "" if score is None else score,
-                                      row["error"] or ""])
+                                      *probas, row["error"] or ""])
         elif self.kind == "jsonl":
             sys.stdout.write("".join(json.dumps(self._object(row)) + "\n" for row in rows))
         else:
