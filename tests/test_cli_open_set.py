@@ -74,7 +74,7 @@ def test_the_none_of_these_loop_from_a_shell(digits, tiny_digits_clip):
     model = ["--model", "TinyDigitsCLIP", "--device", "cpu"]
     fitted = _command(root, "fit", "labelled", "-o", "model.skops", *model)
     assert fitted.returncode == 0, fitted.stderr
-    assert "10 image(s) of none of the classes" in fitted.stderr
+    assert "10 image(s) of none of the classes left out of the training" in fitted.stderr
     classifier = load_model(root / "model.skops")
     assert classifier.classes_.tolist() == ["0", "1", "2", "3", "4"]  # _none is no class
     assert len(classifier.head_.none_features_) == N_NONE

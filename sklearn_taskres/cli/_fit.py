@@ -32,13 +32,17 @@ def add_parser(commands, common):
     fit = commands.add_parser(
         "fit", parents=[common], help="learn TaskRes on a labelled image folder",
         description="Learn TaskRes on DIR/<class>/<images> and save the classifier. The labels "
-        "are the class folder names (sorted); CLIP reads them with underscores as spaces.",
+        "are the class folder names (sorted); CLIP reads them with underscores as spaces. "
+        "DIR/_none/ holds images of none of the classes: no class, they sharpen the model's "
+        "none-of-these score (predict's unknown_score); DIR/_unknown/, where sort files the "
+        "images a model took for none, is left out.",
     )
     fit.add_argument("directory", metavar="DIR", nargs="?", default=None,
                      help="labelled image folder (or --labels)")
     fit.add_argument("--labels", metavar="LABELS.csv", default=None,
                      help="fit on the labels file of 'label' instead of DIR: the last "
-                     "decision of every image ('none of these' left out)")
+                     "decision of every image ('none of these' images sharpen the "
+                     "none-of-these score and are no class)")
     add_save_options(fit, required=True)
     add_model_options(fit)
     fit.add_argument("--alpha", type=float_type(0, True), default=0.5,
@@ -105,8 +109,8 @@ def run(args):
                       if label == NONE_FOLDER]
         paths, labels = paths[:len(paths) - len(none_paths)], labels[:len(labels) - len(none_paths)]
     if none_paths:
-        note(f"{len(none_paths)} image(s) of none of the classes: not a class, they sharpen "
-             "the none-of-these score")
+        note(f"{len(none_paths)} image(s) of none of the classes left out of the training: "
+             "no class, they sharpen the none-of-these score (unknown_score)")
     warn_unlabelled_classes(folders, labels)
     if args.shots is not None:
         counts = {folder: labels.count(folder) for folder in folders}
