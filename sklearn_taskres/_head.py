@@ -497,7 +497,8 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         restricted.classes_ = self.classes_[rows]
         restricted.base_weights_ = self.base_weights_[rows]
         restricted.residual_ = self.residual_[rows]
-        restricted.prototypes_ = self.prototypes_[rows]
+        if hasattr(self, "prototypes_"):  # heads built without a fit have no open-set state
+            restricted.prototypes_ = self.prototypes_[rows]
         restricted.set_params(base_weights=restricted.base_weights_, classes=restricted.classes_)
         return restricted
 
@@ -571,9 +572,10 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         extended.residual_ = np.concatenate(
             [self.residual_, np.zeros(new_base.shape, dtype=self.residual_.dtype)]
         )
-        extended.prototypes_ = np.concatenate(
-            [self.prototypes_, np.zeros(new_base.shape, dtype=self.prototypes_.dtype)]
-        )
+        if hasattr(self, "prototypes_"):  # heads built without a fit have no open-set state
+            extended.prototypes_ = np.concatenate(
+                [self.prototypes_, np.zeros(new_base.shape, dtype=self.prototypes_.dtype)]
+            )
         extended.set_params(base_weights=extended.base_weights_, classes=extended.classes_)
         return extended
 
