@@ -17,7 +17,6 @@ its class), so that the threshold chosen from them holds on new images.
 """
 
 import numpy as np
-from scipy.special import logsumexp
 
 #: The label that marks an image of none of the classes in ``y`` (and the folder name).
 NONE_LABEL = "_none"
@@ -41,8 +40,10 @@ def none_mask(y, none_label):
 
 def text_energy(X, text_weights, logit_scale):
     """``-logsumexp(logit_scale * cos(X, text_weights)) / logit_scale`` per row of ``X``."""
+    # NumPy's own logsumexp: the command line imports this module, scipy.special costs 0.3 s.
     logits = logit_scale * (_normalize_rows(X) @ _normalize_rows(text_weights).T)
-    return -logsumexp(logits, axis=1) / logit_scale
+    top = logits.max(axis=1)
+    return -(top + np.log(np.exp(logits - top[:, None]).sum(axis=1))) / logit_scale
 
 
 def class_prototypes(X, targets, n_classes):
