@@ -27,6 +27,7 @@ from ._clip import (
 from ._features import augmented_image_features, image_features
 from ._head import TaskResHead, check_missing_labels, encode_labels
 from ._images import image_column_of
+from ._open_set import NONE_LABEL, none_mask
 from ._state import VersionedStateMixin
 from ._templates import enhanced_text_base, resolve_templates, text_base
 from ._training import resolve_device
@@ -207,6 +208,18 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         When positive, progress bars on stderr for model loading, encoding
         and training (with the loss of each epoch). Messages always go to
         the ``"sklearn_taskres"`` logger.
+    none_label : object, default="_none"
+        The label that marks, in ``y``, an image of none of the classes (the
+        name of the ``_none/`` folder of the command line). Such images never
+        become a class; they sharpen :meth:`score_unknown`. With integer
+        labels, use an integer such as -1.
+    unknown_label : object, default=None
+        What :meth:`predict` returns for an image whose :meth:`score_unknown`
+        is above the threshold. None: every image gets a class.
+        :meth:`predict_proba` is never changed.
+    unknown_threshold : float or "auto", default="auto"
+        The threshold of :meth:`score_unknown`; ``"auto"`` is
+        ``unknown_threshold_``, chosen from the labels.
 
     Attributes
     ----------
@@ -228,6 +241,9 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Number of epochs run.
     loss_curve_ : list of float
         Mean training loss of every epoch.
+    unknown_threshold_ : float
+        The :meth:`score_unknown` that keeps 95 % of the labelled images of
+        the classes, each scored leave-one-out.
     head_ : TaskResHead
         The fitted head on image embeddings that holds the math.
 
@@ -290,6 +306,9 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         "image_column": [str, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "none_label": "no_validation",
+        "unknown_label": "no_validation",
+        "unknown_threshold": [Real, StrOptions({"auto"})],
     }
 
     def __init__(
@@ -315,6 +334,9 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         image_column=None,
         random_state=None,
         verbose=0,
+        none_label=NONE_LABEL,
+        unknown_label=None,
+        unknown_threshold="auto",
     ):
         self.classnames = classnames
         self.model = model
@@ -336,6 +358,9 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         self.image_column = image_column
         self.random_state = random_state
         self.verbose = verbose
+        self.none_label = none_label
+        self.unknown_label = unknown_label
+        self.unknown_threshold = unknown_threshold
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -349,7 +374,8 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
             (``image_column``).
         y : array-like of shape (n_samples,)
             Class names or integer indices (sequence ``classnames``), or keys
-            of the ``classnames`` mapping.
+            of the ``classnames`` mapping; ``none_label`` for an image of none
+            of the classes.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the images (times their class weight). The
             loss of a batch is the weighted mean of its images' losses; a
@@ -365,9 +391,11 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         y = column_or_1d(y, warn=True)
         check_missing_labels(y)
         sample_weight = check_sample_weight(sample_weight, len(y))
-        classes, names = self._classes_and_names(y)
-        targets = encode_labels(y, classes)  # unknown labels fail before loading a model
-        training_weights(sample_weight, self.class_weight, classes, targets)  # bad weights too
+        known = ~none_mask(y, self.none_label)
+        classes, names = self._classes_and_names(y[known])
+        targets = encode_labels(y[known], classes)  # unknown labels fail before loading a model
+        known_weights = None if sample_weight is None else sample_weight[known]
+        training_weights(known_weights, self.class_weight, classes, targets)  # bad weights too
         resolve_templates(self.templates)
         device = resolve_device(self.device)
         # The tasks: encode-images, text-base, then train with one subtask per epoch.
@@ -404,16 +432,19 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         data = {"X": X, "y": y, "metadata": callback_metadata(sample_weight)}
         base_task = fit_task.subcontext(task_name="text-base")
         base_task.call_on_fit_task_begin(estimator=self, **data)
-        classes, names = self._classes_and_names(y)
-        targets = encode_labels(y, classes)
-        weights = training_weights(sample_weight, self.class_weight, classes, targets)
+        y = y if isinstance(y, np.ndarray) else column_or_1d(y)
+        known = ~none_mask(y, self.none_label)
+        classes, names = self._classes_and_names(y[known])
+        targets = encode_labels(y[known], classes)
+        weights = training_weights(None if sample_weight is None else sample_weight[known],
+                                   self.class_weight, classes, targets)
         templates = resolve_templates(self.templates)
         if self.base == "enhanced":
             base = enhanced_text_base(
                 encoder,
                 names,
                 templates,
-                views,
+                views[:, known],
                 targets,
                 logit_scale=encoder.logit_scale,
                 learning_rate=self.enhance_learning_rate,
@@ -441,6 +472,9 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
             device=self.device,
             random_state=self.random_state,
             verbose=self.verbose,
+            none_label=self.none_label,
+            unknown_label=self.unknown_label,
+            unknown_threshold=self.unknown_threshold,
         )
         head._validate_params()
 
@@ -601,6 +635,8 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
             "logit_scale_": head.logit_scale_,
             "n_iter_": head.n_iter_,
             "loss_curve_": head.loss_curve_,
+            **({"unknown_threshold_": head.unknown_threshold_}
+               if hasattr(head, "unknown_threshold_") else {}),
         }
 
     @property
@@ -645,6 +681,38 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
             )
         return features
 
+    def score_unknown(self, X):
+        """The "none of these" score of every image: higher is less like any class.
+
+        See :meth:`TaskResHead.score_unknown`. With ``unknown_label`` set,
+        :meth:`predict` returns it where the score is above
+        ``unknown_threshold_`` (or ``unknown_threshold``).
+
+        Parameters
+        ----------
+        X : sequence of images
+            PIL images, paths to image files, encoded image bytes, or uint8 arrays.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            One score per image.
+        """
+        check_is_fitted(self)
+        return self._synced_head().score_unknown(self._features(X))
+
+    def _synced_head(self):
+        """The head with this classifier's predict-time open-set parameters."""
+        head = self.head_
+        # getattr: estimators pickled before these parameters existed lack them.
+        wanted = (getattr(self, "unknown_label", None), getattr(self, "unknown_threshold", "auto"))
+        if (getattr(head, "unknown_label", None),
+                getattr(head, "unknown_threshold", "auto")) == wanted:
+            return head
+        head = copy.copy(head)
+        head.unknown_label, head.unknown_threshold = wanted
+        return head
+
     def decision_function(self, X):
         """Logits of every class for every image.
 
@@ -672,10 +740,11 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
-            Labels from ``classes_``.
+            Labels from ``classes_``, or ``unknown_label`` (when set) for
+            images whose :meth:`score_unknown` is above the threshold.
         """
         check_is_fitted(self)
-        return self.head_.predict(self._features(X))
+        return self._synced_head().predict(self._features(X))
 
     def predict_proba(self, X):
         """Class probabilities of every image.

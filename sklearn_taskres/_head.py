@@ -17,6 +17,7 @@ from ._callbacks import (
     callback_metadata,
     fit_callback_context,
 )
+from ._open_set import NONE_LABEL, fit_open_set, none_mask, unknown_scores
 from ._state import VersionedStateMixin
 from ._training import resolve_device, train_residual
 from ._weights import check_sample_weight, training_weights
@@ -139,6 +140,19 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         deterministic.
     verbose : int, default=0
         When positive, a progress bar on stderr shows the epochs and loss.
+    none_label : object, default="_none"
+        The label that marks, in ``y``, an image of none of the classes. Such
+        images never become a class and are not trained on; they sharpen the
+        "none of these" score (:meth:`score_unknown`). With integer labels,
+        use an integer such as -1.
+    unknown_label : object, default=None
+        What :meth:`predict` returns for an image whose :meth:`score_unknown`
+        is above the threshold. None: every image gets a class, as in any
+        scikit-learn classifier. :meth:`predict_proba` is never changed.
+    unknown_threshold : float or "auto", default="auto"
+        The threshold of :meth:`score_unknown` above which an image is of
+        none of the classes. ``"auto"``: ``unknown_threshold_``, chosen from
+        the labels. Read at predict time, so it takes effect without a refit.
 
     Attributes
     ----------
@@ -163,6 +177,14 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         that made a step count (NaN for an epoch without any).
     n_features_in_ : int
         Width of the embeddings seen during fit.
+    unknown_threshold_ : float
+        The :meth:`score_unknown` that keeps 95 % of the labelled images of
+        the classes, each scored leave-one-out.
+    prototypes_ : ndarray of shape (n_classes, n_features)
+        The normalised mean labelled embedding of every class (zero rows for
+        classes without labelled images).
+    none_features_ : ndarray of shape (n_none, n_features)
+        The normalised embeddings of the images marked ``none_label``.
 
     See Also
     --------
@@ -204,6 +226,9 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "none_label": "no_validation",
+        "unknown_label": "no_validation",
+        "unknown_threshold": [Real, StrOptions({"auto"})],
     }
 
     def __init__(
@@ -221,6 +246,9 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         device="auto",
         random_state=None,
         verbose=0,
+        none_label=NONE_LABEL,
+        unknown_label=None,
+        unknown_threshold="auto",
     ):
         self.base_weights = base_weights
         self.classes = classes
@@ -234,6 +262,9 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.none_label = none_label
+        self.unknown_label = unknown_label
+        self.unknown_threshold = unknown_threshold
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -244,7 +275,8 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         X : array-like of shape (n_samples, n_features)
             Image embeddings (normalised internally).
         y : array-like of shape (n_samples,)
-            Labels; each must be one of ``classes`` when a base is given.
+            Labels; each must be one of ``classes`` when a base is given, or
+            ``none_label`` for an image of none of the classes.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the samples (times their class weight).
             The loss of a batch is the weighted mean of its samples' losses;
@@ -279,12 +311,23 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         ``epoch_tasks`` (an :class:`~._callbacks.EpochTasks`) makes every epoch a
         callback task.
         """
+        none = none_mask(y, self.none_label)
+        none_views, views = views[:, none], views[:, ~none]
+        y = np.asarray(y)[~none]
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)[~none]
+        if not len(y):
+            raise ValueError(
+                f"expected labels of the classes besides none_label={self.none_label!r}; got "
+                f"only {int(none.sum())} sample(s) marked none_label"
+            )
         if self.base_weights is None:
             # With a given base, the label space is `classes` and any
             # hashable label is fine; without one it is inferred from y.
             check_classification_targets(y)
         device = resolve_device(self.device)
         classes, base = self._label_space_and_base(views, y)
+        self._check_open_set_labels(classes)
         targets = encode_labels(y, classes)
         weights = training_weights(sample_weight, self.class_weight, classes, targets)
         if base is None:
@@ -313,7 +356,70 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
             **hooks,
         )
         vars(self).update(fitted_state(residual, loss_curve))
+        self._fit_open_set(views[0], targets, none_views[0])
         return self
+
+    def _check_open_set_labels(self, classes):
+        for name in ("none_label", "unknown_label"):
+            value = getattr(self, name)
+            if value is not None and value in set(classes.tolist()):
+                raise ValueError(
+                    f"expected {name} to be none of the classes; got {name}={value!r}, "
+                    "which is a class"
+                )
+
+    def _fit_open_set(self, known, targets, none_features):
+        """Fit the "none of these" score on the plain embeddings of the labelled images."""
+        state, _ = fit_open_set(known, targets, none_features, self.base_weights_,
+                                self.logit_scale_, len(self.classes_))
+        self.prototypes_ = state["prototypes"]
+        self.none_features_ = state["none_features"]
+        self.unknown_calibration_ = state["calibration"]
+        self.unknown_threshold_ = state["threshold"]
+
+    def score_unknown(self, X):
+        """The "none of these" score of every embedding: higher is less like any class.
+
+        The sum of three terms, each standardised over the labelled images:
+        how far the embedding is from every class name (the energy of the
+        zero-shot logits), from every class prototype (mean labelled
+        embedding), and how much closer it is to an image marked
+        ``none_label`` than to any prototype.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Above ``unknown_threshold_`` (or ``unknown_threshold``), the image
+            is taken for none of the classes.
+        """
+        check_is_fitted(self)
+        if not hasattr(self, "unknown_threshold_"):
+            raise ValueError(
+                "expected a head fitted with the none-of-these score; got one fitted by an "
+                "older sklearn-taskres, without it. Refit it."
+            )
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        return unknown_scores(X, self.prototypes_, self.none_features_,
+                              self.unknown_calibration_, self.base_weights_, self.logit_scale_)
+
+    def _unknown_threshold(self):
+        if isinstance(self.unknown_threshold, str):
+            return self.unknown_threshold_
+        return float(self.unknown_threshold)
+
+    def _with_unknown(self, labels, X):
+        """``labels`` with ``unknown_label`` where ``score_unknown(X)`` is above the threshold."""
+        if getattr(self, "unknown_label", None) is None:  # None in heads pickled before it
+            return labels
+        rejected = self.score_unknown(X) > self._unknown_threshold()
+        labels = concatenate_labels(labels, np.asarray([self.unknown_label]))[:-1]
+        labels[rejected] = self.unknown_label
+        return labels
 
     def _fitted_state(self, classes, base, residual, loss_curve, n_features):
         """The fitted attributes of a head with ``residual``, after ``len(loss_curve)`` epochs."""
@@ -391,6 +497,8 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         restricted.classes_ = self.classes_[rows]
         restricted.base_weights_ = self.base_weights_[rows]
         restricted.residual_ = self.residual_[rows]
+        if hasattr(self, "prototypes_"):  # heads built without a fit have no open-set state
+            restricted.prototypes_ = self.prototypes_[rows]
         restricted.set_params(base_weights=restricted.base_weights_, classes=restricted.classes_)
         return restricted
 
@@ -464,6 +572,10 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         extended.residual_ = np.concatenate(
             [self.residual_, np.zeros(new_base.shape, dtype=self.residual_.dtype)]
         )
+        if hasattr(self, "prototypes_"):  # heads built without a fit have no open-set state
+            extended.prototypes_ = np.concatenate(
+                [self.prototypes_, np.zeros(new_base.shape, dtype=self.prototypes_.dtype)]
+            )
         extended.set_params(base_weights=extended.base_weights_, classes=extended.classes_)
         return extended
 
@@ -508,10 +620,11 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
-            Labels from ``classes_``.
+            Labels from ``classes_``, or ``unknown_label`` (when set) for
+            embeddings whose :meth:`score_unknown` is above the threshold.
         """
         check_is_fitted(self)
-        return self.classes_.take(np.argmax(self._scores(X), axis=1))
+        return self._with_unknown(self.classes_.take(np.argmax(self._scores(X), axis=1)), X)
 
     def predict_proba(self, X):
         """Class probabilities: the softmax of the logits.

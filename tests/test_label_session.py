@@ -153,16 +153,31 @@ def test_session_resumes_from_the_labels_file(start_model, folder, tmp_path):
 
 
 @pytest.mark.auto_precision
-def test_session_none_of_these_is_kept_out_of_training(start_model, folder, tmp_path):
-    """Images decided 'none of these' are not training data."""
+def test_session_none_of_these_sharpens_the_score_and_is_no_class(start_model, folder,
+                                                                  tmp_path):
+    """'None of these' images go to the refit as "_none": no class, they feed the score."""
     session = encoded_session(start_model, folder, tmp_path / "labels.csv")
+    assert session.state()["n_rejected"] is None  # zero-shot: no none-of-these score yet
     a, b = (item["index"] for item in session.queue(2))
     session.decide(a, None)
-    assert session.training_data() is None
+    assert session.training_data() is None  # none alone trains nothing
     session.decide(b, "blue")
     _, _, X, y = session.training_data()
-    assert y.tolist() == ["blue"]
-    np.testing.assert_array_equal(X, session.features[[b]])
+    assert y.tolist() == ["_none", "blue"]
+    np.testing.assert_array_equal(X, session.features[[a, b]])
+    Trainer(session).step()
+    model = session.trained_model
+    assert model.classes_.tolist() == ["red", "green", "blue"]
+    np.testing.assert_allclose(model.head_.none_features_[0] * np.linalg.norm(X[0]), X[0],
+                               rtol=1e-5, atol=1e-6)
+    session.decide(session.queue(1)[0]["index"], "red")
+    Trainer(session).step()
+    serving = session.serving_model()
+    if hasattr(serving.head_, "unknown_threshold_"):
+        pool = [i for i in np.flatnonzero(session.encoded) if i not in session.decisions]
+        expected = int(np.sum(serving.head_.score_unknown(session.features[pool])
+                              > serving.head_.unknown_threshold_))
+        assert session.state()["n_rejected"] == expected
 
 
 @pytest.mark.auto_precision

@@ -123,6 +123,25 @@ CONFIGS = {
                "random order; accuracy of the page's model file on the 397 others; latency "
                "in Chromium over 2,000 images of ViT-B-32 with random weights",),
     ),
+    "open-set": Config(
+        name="open-set",
+        models=("TinyDigitsCLIP",),
+        image_size=(64, 48),  # unused: the measurement reads the held-out digits
+        n_classes=2,
+        shots=1,
+        templates=("a photo of a {}.",),
+        text_classes=2,
+        n_predict=0,
+        epochs=1,
+        official_epochs=0,
+        ratios=("open_set",),
+        breakdown=False,
+        in_all=False,
+        notes=("ratio 11: digits 0-4 are the classes, 5-9 the images of none of them; 4 "
+               "labels per class and 10 images marked none in one style, the 797 held-out "
+               "digits in another as the test set (plain -> bold, bold -> noisy), 10 draws; "
+               "MCM, none as one more class, nearest images and score_unknown side by side",),
+    ),
     "grid-cpu": Config(
         name="grid-cpu",
         models=("ViT-B-32",),

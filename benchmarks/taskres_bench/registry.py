@@ -15,6 +15,7 @@ from . import (
     grid,
     labelling,
     logistic,
+    open_set,
     photos,
     predict,
     ray_data,
@@ -63,6 +64,8 @@ MEASUREMENTS = {
         "9. Ray Data photos", ray_photos.ratio, ray_photos.lines, default=False),
     "labelling": Measurement("10. labelling page", labelling.ratio, labelling.lines,
                              default=False),
+    "open_set": Measurement("11. none of these", open_set.ratio, open_set.lines,
+                            default=False),
 }
 
 # The ratios of a configuration that does not list its own.

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .._images import _COMMON_SUFFIXES, image_suffixes
+from .._open_set import NONE_LABEL
 
 PROG = "sklearn-taskres"
 EXIT_OK = 0
@@ -46,6 +47,12 @@ class CommandError(Exception):
 
 
 # ---------------------------------------------------------------- image folders
+
+
+#: The folder of images of none of the classes in a labelled folder; their label in y.
+NONE_FOLDER = NONE_LABEL
+#: What predict, sort and review say for an image of none of the classes.
+UNKNOWN_LABEL = "_unknown"
 
 
 def _is_visible(name):
@@ -91,10 +98,12 @@ def read_labelled_folder(directory):
     -------
     folders : list of str
         The class folder names, sorted; a folder without images is kept.
+        ``_none/`` (:data:`NONE_FOLDER`), the images of none of the classes,
+        is not a class.
     paths : list of pathlib.Path
-        Every image, class after class.
+        Every image, class after class, then those of ``_none/``.
     labels : list of str
-        The class folder of every image.
+        The class folder of every image (``"_none"`` for ``_none/``).
 
     Raises
     ------
@@ -111,20 +120,30 @@ def read_labelled_folder(directory):
     folders = sorted(
         entry.name for entry in directory.iterdir() if entry.is_dir() and _is_visible(entry.name)
     )
+    if UNKNOWN_LABEL in folders:
+        # what sort files as none of the classes: not labelled by a person.
+        note(f"{str(directory / UNKNOWN_LABEL)!r} left out: images a model took for none of "
+             f"the classes; move those that are to {NONE_FOLDER}{os.sep}, the others to their "
+             "class")
+        folders.remove(UNKNOWN_LABEL)
+    with_none = folders
+    folders = [folder for folder in folders if folder != NONE_FOLDER]
     if len(folders) < 2:
         raise CommandError(
             f"expected at least 2 class folders in {str(directory)!r} ({layout}); "
             f"got {len(folders)}: {folders}"
         )
     paths, labels = [], []
-    for folder in folders:
+    for folder in [*folders, NONE_FOLDER] if NONE_FOLDER in with_none else folders:
         images = find_images(directory / folder)
         paths.extend(images)
         labels.extend([folder] * len(images))
-    if not paths:
+    if not paths or all(label == NONE_FOLDER for label in labels):
         raise CommandError(
             f"expected image files ({', '.join(sorted(image_suffixes()))}) in the class folders "
-            f"of {str(directory)!r}; got none"
+            f"of {str(directory)!r}; got none" + (
+                f" (only in {str(directory / NONE_FOLDER)!r}, images of none of the classes)"
+                if paths else "")
         )
     return folders, paths, labels
 
@@ -184,6 +203,11 @@ def read_classnames_file(classnames_file, bare_names=False):
             raise CommandError(
                 f"expected 'folder<TAB>display name' or 'folder,display name' on line {number} "
                 f"of {str(path)!r}; got {line!r}"
+            )
+        if folder in (NONE_FOLDER, UNKNOWN_LABEL):
+            raise CommandError(
+                f"expected class folders on line {number} of {str(path)!r}; got {folder!r}, "
+                "which stands for images of none of the classes and is never a class"
             )
         if folder in given:
             raise CommandError(

@@ -5,6 +5,7 @@ from collections import Counter
 from .. import _argtypes
 from ._common import (
     EXIT_OK,
+    NONE_FOLDER,
     CommandError,
     add_model_options,
     add_save_options,
@@ -31,13 +32,17 @@ def add_parser(commands, common):
     fit = commands.add_parser(
         "fit", parents=[common], help="learn TaskRes on a labelled image folder",
         description="Learn TaskRes on DIR/<class>/<images> and save the classifier. The labels "
-        "are the class folder names (sorted); CLIP reads them with underscores as spaces.",
+        "are the class folder names (sorted); CLIP reads them with underscores as spaces. "
+        "DIR/_none/ holds images of none of the classes: no class, they sharpen the model's "
+        "none-of-these score (predict's unknown_score); DIR/_unknown/, where sort files the "
+        "images a model took for none, is left out.",
     )
     fit.add_argument("directory", metavar="DIR", nargs="?", default=None,
                      help="labelled image folder (or --labels)")
     fit.add_argument("--labels", metavar="LABELS.csv", default=None,
                      help="fit on the labels file of 'label' instead of DIR: the last "
-                     "decision of every image ('none of these' left out)")
+                     "decision of every image ('none of these' images sharpen the "
+                     "none-of-these score and are no class)")
     add_save_options(fit, required=True)
     add_model_options(fit)
     fit.add_argument("--alpha", type=float_type(0, True), default=0.5,
@@ -94,13 +99,19 @@ def run(args):
         raise CommandError("expected a labelled folder DIR or --labels LABELS.csv; got "
                            + ("both" if args.labels else "neither"))
     if args.labels is not None:
-        classnames, paths, labels, n_none = read_labels_file(args.labels, args.classnames_file)
+        classnames, paths, labels, none_paths = read_labels_file(args.labels,
+                                                                 args.classnames_file)
         folders = list(classnames)
-        if n_none:
-            note(f"{n_none} image(s) of none of the classes left out")
     else:
         folders, paths, labels = read_labelled_folder(args.directory)
         classnames = class_display_names(folders, args.classnames_file)
+        none_paths = [path for path, label in zip(paths, labels, strict=True)
+                      if label == NONE_FOLDER]
+        n_kept = len(paths) - len(none_paths)
+        paths, labels = paths[:n_kept], labels[:n_kept]
+    if none_paths:
+        note(f"{len(none_paths)} image(s) of none of the classes left out of the training: "
+             "no class, they sharpen the none-of-these score (unknown_score)")
     warn_unlabelled_classes(folders, labels)
     if args.shots is not None:
         counts = {folder: labels.count(folder) for folder in folders}
@@ -126,7 +137,7 @@ def run(args):
         class_weight=args.class_weight,
         random_state=args.seed,
     )
-    classifier.fit(paths, labels)
+    classifier.fit([*paths, *none_paths], [*labels, *[NONE_FOLDER] * len(none_paths)])
     save_classifier(classifier, args.output, model_format)
     if not args.augment_views:  # its plain features are those of the fit: no new encoding
         say_cross_validation(cross_validation_report(classifier, paths, labels, args.seed))

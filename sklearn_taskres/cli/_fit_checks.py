@@ -13,7 +13,15 @@ from .._labels_log import (
     read_labels_log,
     session_classes,
 )
-from ._common import PROG, CommandError, default_display_name, note, read_classnames_file
+from ._common import (
+    NONE_FOLDER,
+    PROG,
+    UNKNOWN_LABEL,
+    CommandError,
+    default_display_name,
+    note,
+    read_classnames_file,
+)
 
 #: Fewest labelled images for the cross-validated accuracy; folds.
 MIN_CROSS_VALIDATION = 20
@@ -31,8 +39,8 @@ def read_labels_file(path, classnames_file=None):
     paths, labels : list
         The images whose last decision is a class, and that class. "None of
         these" and withdrawn decisions are left out.
-    n_none : int
-        Images decided "none of these".
+    none_paths : list
+        The images whose last decision is "none of these".
     """
     path = Path(path)
     if not path.is_file() or not is_labels_log(path):
@@ -42,21 +50,36 @@ def read_labels_file(path, classnames_file=None):
         rows = read_labels_log(path)
     except LabelsFileError as exc:
         raise CommandError(str(exc)) from exc
+    for number, row in enumerate(rows, 2):  # record 1 is the header
+        if row["event"] in ("label", "class") and row["label"] in (NONE_FOLDER, UNKNOWN_LABEL):
+            raise CommandError(
+                f"expected class labels in {str(path)!r}; got {row['label']!r} in record "
+                f"{number} ({row['event']} row), which stands for images of none of the "
+                "classes and is never a class: a 'none' row marks such an image"
+            )
     classnames = session_classes(rows) or None
     decisions = final_decisions(rows)
     paths = [image for image, label in decisions.items() if label is not None]
     labels = [decisions[image] for image in paths]
+    none_paths = [image for image, label in decisions.items() if label is None]
+    if none_paths and not paths:
+        first = next(number for number, row in enumerate(rows, 2) if row["event"] == "none")
+        raise CommandError(
+            f"expected images labelled with a class in {str(path)!r}; got only 'none of "
+            f"these' decisions ({len(none_paths)}, the first in record {first}): label at "
+            "least one image of a class"
+        )
     if classnames is None:
         classnames = {label: default_display_name(label) for label in sorted(set(labels))}
     if classnames_file is not None:
         classnames.update(read_classnames_file(classnames_file, bare_names=True))
-    missing = [image for image in paths if not os.path.isfile(image)]
+    missing = [image for image in paths + none_paths if not os.path.isfile(image)]
     if missing:
         raise CommandError(f"expected the labelled images of {str(path)!r} to exist; got "
                            f"{len(missing)} missing, such as {missing[0]!r}")
     if not paths:
         raise CommandError(f"expected labelled images in {str(path)!r}; got none")
-    return classnames, paths, labels, sum(label is None for label in decisions.values())
+    return classnames, paths, labels, none_paths
 
 
 def warn_unlabelled_classes(classes, labels):

@@ -15,6 +15,7 @@ from ._common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     PROG,
+    UNKNOWN_LABEL,
     CommandError,
     add_loaded_model_options,
     collect_images,
@@ -57,6 +58,14 @@ def add_parser(commands, common):
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     predict.add_argument("--proba", action="store_true",
                          help="add the probability of every class")
+    predict.add_argument("--unknown-threshold", type=float, default=None, metavar="T",
+                         help="with --output: label _unknown the images whose unknown_score "
+                         "(the model's none-of-these score, a column of FILE) is above T "
+                         "(default: the model's threshold, chosen from its labels to keep 95 %% "
+                         "of them)")
+    predict.add_argument("--no-unknown", action="store_true",
+                         help="with --output: give every image a class, no _unknown label "
+                         "(the unknown_score column stays)")
     predict.add_argument("--format", choices=("csv", "json", "jsonl"), default=None,
                          help="of the rows printed: csv (columns path, label, proba_<class>..., "
                          "error), json (a list of {path, label, proba, error}) or jsonl (one "
@@ -64,7 +73,9 @@ def add_parser(commands, common):
     predict.add_argument("--output", metavar="FILE", default=None,
                          help="write the rows to FILE instead: .csv, .jsonl or .parquet (a "
                          "folder of Parquet files, one per batch), each row with a 'model' "
-                         "column, the model's fingerprint. If FILE exists, the run resumes it: "
+                         "column, the model's fingerprint, and an unknown_score column, the "
+                         "model's none-of-these score (label _unknown above its threshold). "
+                         "If FILE exists, the run resumes it: "
                          "images already in FILE are skipped and the others appended; a FILE of "
                          "another model (or without/with --proba) is refused. With --ray: a new "
                          "or empty folder that Ray writes Parquet files to (no resume)")
@@ -95,8 +106,10 @@ def run(args):
     classifier = with_overrides(load_classifier(args.model_file), args)
     paths = [str(path) for path in collect_images(args.paths)]
     classes = [plain(label) for label in classifier.classes_]
-    if args.ray is not None:
+    if args.ray is not None:  # the cluster's rows: every image a class, no unknown_score yet
         return _run_on_ray(classifier, paths, args)
+    if args.output is not None:  # printed rows keep one class per image
+        classifier = with_unknown(classifier, args)
 
     if args.output is None:
         sink = _Printer(args.format or "csv", classes, args.proba)
@@ -104,7 +117,8 @@ def run(args):
     else:
         fingerprint = model_fingerprint(classifier)
         todo, n_failed_before = _resume(args, paths, classes, fingerprint)
-        sink = PredictionWriter(args.output, classes, args.proba, fingerprint)
+        sink = PredictionWriter(args.output, classes, args.proba, fingerprint,
+                                unknown=classifier.unknown_label is not None)
     n_failed = 0
     with progress(True, total=len(todo), unit="image", desc="predict", file=sys.stderr) as bar:
         for start in range(0, len(todo), args.batch_size):
@@ -130,8 +144,20 @@ def run(args):
     return EXIT_SOME_FAILED if n_failed else EXIT_OK
 
 
+def with_unknown(classifier, args):
+    """The classifier labelling ``_unknown`` the images of none of the classes, unless asked not.
+
+    Models saved before the none-of-these score give every image a class.
+    """
+    if getattr(args, "no_unknown", False) or not hasattr(classifier.head_, "unknown_threshold_"):
+        return classifier.set_params(unknown_label=None)
+    threshold = getattr(args, "unknown_threshold", None)
+    return classifier.set_params(unknown_label=UNKNOWN_LABEL,
+                                 unknown_threshold="auto" if threshold is None else threshold)
+
+
 def predict_batch(classifier, paths, proba):
-    """Rows (``path``, ``label``, ``proba``, ``error``) of a batch of image files.
+    """Rows (``path``, ``label``, ``proba``, ``unknown_score``, ``error``) of a batch of images.
 
     An image the library cannot read (its error names ``X[i]``) gets a row
     with the reason and no label; the others of the batch are predicted
@@ -141,11 +167,12 @@ def predict_batch(classifier, paths, proba):
     while pending:
         try:
             batch = [paths[index] for index in pending]
-            if proba:
-                values = classifier.predict_proba(batch)
-                labels = classifier.classes_.take(values.argmax(axis=1))
-            else:
-                values, labels = None, classifier.predict(batch)
+            features = classifier._features(batch)  # encoded once for every column
+            head = classifier._synced_head()
+            values = head.predict_proba(features) if proba else None
+            labels = head.predict(features)
+            scores = (head.score_unknown(features) if hasattr(head, "unknown_threshold_")
+                      else None)
             break
         except (ValueError, OSError) as exc:
             match = _IMAGE_ERROR.match(str(exc))
@@ -154,7 +181,7 @@ def predict_batch(classifier, paths, proba):
             bad = pending.pop(int(match[1]))
             errors[bad] = image_error(match[2], paths[bad])
     else:
-        values = labels = []
+        values = labels = scores = []
     predicted = dict(zip(pending, range(len(pending)), strict=True))
     rows = []
     for index, path in enumerate(paths):
@@ -166,6 +193,7 @@ def predict_batch(classifier, paths, proba):
             "path": path,
             "label": plain(labels[position]),
             "proba": None if values is None else [float(p) for p in values[position]],
+            "unknown_score": None if scores is None else round(float(scores[position]), 4),
             "error": None,
         })
     return rows

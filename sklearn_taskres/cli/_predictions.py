@@ -4,7 +4,8 @@ A prediction file holds one row per image, in one of three formats chosen by
 the suffix of its name:
 
 - ``.csv``: columns ``path``, ``label``, ``proba_<class>`` (with
-  ``--proba``, one per class of the model), ``error``, ``model``;
+  ``--proba``, one per class of the model), ``unknown_score``, ``error``,
+  ``model``;
 - ``.jsonl``: one JSON object per line with the same fields, the
   probabilities as one object ``proba`` ``{class: probability}``;
 - ``.parquet``: a folder of Parquet files (one per batch, each complete when
@@ -12,7 +13,10 @@ the suffix of its name:
   ``pyarrow.parquet.read_table`` read the folder as one table.
 
 ``label`` is empty (null) and ``error`` says why for an image that could not
-be read. ``model`` is the fingerprint of the model that made the row (see
+be read. ``unknown_score`` is the model's "none of these" score
+(``score_unknown``); where it is above the model's threshold, ``label`` is
+``_unknown``. Files written before the score existed have no such column.
+``model`` is the fingerprint of the model that made the row (see
 :func:`model_fingerprint`): a rerun resumes only a file of the same model.
 Rows are appended batch by batch: a file cut short by a kill holds every
 batch written before, and a partial last line is dropped on resume.
@@ -33,6 +37,7 @@ from ._common import CommandError, plain
 #: Suffixes of prediction files, and the format each one means.
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 PROBA_PREFIX = "proba_"
+SCORE_COLUMN = "unknown_score"
 
 
 def prediction_format(path):
@@ -61,13 +66,23 @@ def model_fingerprint(classifier):
     for array in (classifier.base_weights_, classifier.residual_):
         digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
     digest.update(np.asarray([classifier.alpha_, classifier.logit_scale_]).tobytes())
+    threshold = unknown_threshold(classifier)
+    if threshold is not None:  # labels depend on it
+        digest.update(np.asarray([threshold]).tobytes())
     return digest.hexdigest()[:16]
+
+
+def unknown_threshold(classifier):
+    """The threshold of the classifier's none-of-these score; None without the score."""
+    if not hasattr(classifier.head_, "unknown_threshold_") or classifier.unknown_label is None:
+        return None
+    return classifier._synced_head()._unknown_threshold()
 
 
 def columns(classes, proba):
     """The columns of a prediction file (CSV and Parquet)."""
     probas = [f"{PROBA_PREFIX}{label}" for label in classes] if proba else []
-    return ["path", "label", *probas, "error", "model"]
+    return ["path", "label", *probas, SCORE_COLUMN, "error", "model"]
 
 
 # ---------------------------------------------------------------- reading
@@ -116,7 +131,8 @@ def _read_csv(path):
             f"expected the columns path, label, [proba_<class>...], error, model in "
             f"{str(path)!r} (a file of 'predict --output'); got {header}"
         )
-    probas = header[2:-2]
+    scored = header[-3] == SCORE_COLUMN
+    probas = header[2:-3] if scored else header[2:-2]
     classes = [name[len(PROBA_PREFIX):] for name in probas] or None
     rows = []
     for number, record in enumerate(records[1:], 2):
@@ -128,7 +144,9 @@ def _read_csv(path):
         rows.append({
             "path": record[0],
             "label": _blank(record[1]),
-            "proba": [float(value) for value in record[2:-2]] if classes and record[1] else None,
+            "proba": [float(value) for value in record[2:2 + len(probas)]]
+            if classes and record[1] else None,
+            "unknown_score": float(record[-3]) if scored and record[-3] else None,
             "error": _blank(record[-2]),
             "model": record[-1],
         })
@@ -153,7 +171,8 @@ def _read_jsonl(path):
                 classes = classes or list(proba)
                 proba = [proba[label] for label in classes]
             rows.append({"path": row["path"], "label": row.get("label"), "proba": proba,
-                         "error": row.get("error"), "model": row.get("model")})
+                         "unknown_score": row.get(SCORE_COLUMN), "error": row.get("error"),
+                         "model": row.get("model")})
     return classes, rows
 
 
@@ -192,6 +211,7 @@ def _read_parquet(path):
                 "label": label,
                 "proba": [table[name][index] for name in probas] if probas and label is not None
                 else None,
+                "unknown_score": table[SCORE_COLUMN][index] if SCORE_COLUMN in table else None,
                 "error": table["error"][index],
                 "model": table["model"][index],
             })
@@ -214,9 +234,12 @@ class PredictionWriter:
         Whether rows carry the probability of every class.
     fingerprint : str
         The ``model`` of every row.
+    unknown : bool, default=False
+        Whether labels may be ``_unknown`` (Parquet labels are then strings).
     """
 
-    def __init__(self, path, classes, proba, fingerprint):
+    def __init__(self, path, classes, proba, fingerprint, unknown=False):
+        self.unknown = unknown
         self.path = Path(path)
         self.format = prediction_format(path)
         self.classes = [plain(label) for label in classes]
@@ -247,14 +270,17 @@ class PredictionWriter:
     def _records(self, rows):
         for row in rows:
             probas = row["proba"] if row["proba"] is not None else [""] * len(self.classes)
+            score = row.get("unknown_score")
             yield [row["path"], "" if row["label"] is None else row["label"],
-                   *(probas if self.proba else []), row["error"] or "", self.fingerprint]
+                   *(probas if self.proba else []), "" if score is None else score,
+                   row["error"] or "", self.fingerprint]
 
     def _object(self, row):
         entry = {"path": row["path"], "label": row["label"]}
         if self.proba:
             entry["proba"] = None if row["proba"] is None else dict(
                 zip(map(str, self.classes), row["proba"], strict=True))
+        entry[SCORE_COLUMN] = row.get("unknown_score")
         entry.update(error=row["error"], model=self.fingerprint)
         return entry
 
@@ -272,13 +298,16 @@ class PredictionWriter:
             if self.proba:
                 data[f"{PROBA_PREFIX}{label}"] = [
                     None if row["proba"] is None else row["proba"][index] for row in rows]
+        data[SCORE_COLUMN] = [row.get("unknown_score") for row in rows]
         data["error"] = [row["error"] for row in rows]
         data["model"] = [self.fingerprint] * len(rows)
         schema = pyarrow.schema(
             [("path", pyarrow.string()),
-             ("label", pyarrow.int64() if all(isinstance(label, int) for label in self.classes)
+             ("label", pyarrow.int64() if not self.unknown
+              and all(isinstance(label, int) for label in self.classes)
               else pyarrow.string())]
             + [(name, pyarrow.float64()) for name in data if name.startswith(PROBA_PREFIX)]
+            + [(SCORE_COLUMN, pyarrow.float64())]
             + [("error", pyarrow.string()), ("model", pyarrow.string())]
         )
         if schema.field("label").type == pyarrow.string():

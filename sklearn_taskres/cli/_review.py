@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import _argtypes
-from ._common import EXIT_OK, CommandError, note
+from ._common import EXIT_OK, UNKNOWN_LABEL, CommandError, note
 from ._predictions import read_predictions
 
 #: Images in "label these next": a round of labelling.
@@ -126,12 +126,17 @@ def review_page(classes, rows, *, n_next=N_NEXT, per_class=50, thumbnail_size=12
             continue
         top, runner_up, margin = confidence(row["proba"])
         scored.append({"path": row["path"], "label": str(row["label"]), "proba": top,
-                       "runner_up": classes[runner_up], "margin": margin})
+                       "runner_up": classes[runner_up], "margin": margin,
+                       "unknown_score": row.get("unknown_score")})
     by_class = {label: [] for label in classes}
     for entry in scored:
         by_class.setdefault(entry["label"], []).append(entry)
-    for entries in by_class.values():
-        entries.sort(key=lambda entry: (entry["proba"], entry["path"]))
+    for label, entries in by_class.items():
+        if label == UNKNOWN_LABEL:
+            # the most doubtful first: the lowest none-of-these scores, nearest the threshold
+            entries.sort(key=lambda entry: (entry["unknown_score"] or 0.0, entry["path"]))
+        else:
+            entries.sort(key=lambda entry: (entry["proba"], entry["path"]))
     next_ones = sorted(scored, key=lambda entry: (entry["margin"], entry["path"]))[:n_next]
     shown = {entry["path"] for entry in next_ones}
     for entries in by_class.values():
@@ -172,9 +177,12 @@ def review_page(classes, rows, *, n_next=N_NEXT, per_class=50, thumbnail_size=12
     for index, (label, entries) in enumerate(by_class.items()):
         parts.append(f'<h2 id="class-{index}">{escape(label)}</h2>')
         kept = entries[:per_class]
-        parts.append(f'<p class="note">{len(entries)} image(s) predicted {escape(label)}'
-                     + (f"; the {len(kept)} least confident shown" if len(kept) < len(entries)
-                        else "; least confident first") + ".</p>")
+        doubt = "lowest unknown_score" if label == UNKNOWN_LABEL else "least confident"
+        what = ("taken for none of the classes (label " + escape(label) + ")"
+                if label == UNKNOWN_LABEL else "predicted " + escape(label))
+        parts.append(f'<p class="note">{len(entries)} image(s) {what}'
+                     + (f"; the {len(kept)} {doubt} shown" if len(kept) < len(entries)
+                        else f"; {doubt} first") + ".</p>")
         parts.append(_grid(kept, thumbnails, show_runner_up=True))
     parts.append('<h2 id="unreadable">Unreadable files</h2>')
     if failed:

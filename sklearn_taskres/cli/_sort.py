@@ -10,7 +10,15 @@ import shutil
 from pathlib import Path
 
 from .._labels_log import final_decisions, is_labels_log, read_labels_log
-from ._common import EXIT_OK, EXIT_SOME_FAILED, PROG, CommandError, note
+from ._common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    NONE_FOLDER,
+    PROG,
+    UNKNOWN_LABEL,
+    CommandError,
+    note,
+)
 from ._predictions import read_predictions
 from ._review import confidence
 
@@ -22,7 +30,9 @@ def add_parser(commands, common):
         "--output' to DEST/<label>/, the layout that 'fit DEST' reads. Images whose "
         "probability is below --min-proba go to the review folder instead, under their "
         "predicted label: DEST-review/<label>/ beside DEST (or --review-dir), outside the class "
-        "folders. Source files are never moved, changed or deleted; a name already taken in "
+        "folders. Images the model took for none of the classes (label _unknown) go to "
+        "DEST/_unknown/, which 'fit DEST' leaves out. Source files are never moved, changed "
+        "or deleted; a name already taken in "
         "a folder by another file gets a unique name (photo-1.jpg), and an identical copy "
         "already there is kept, so a rerun adds only what is new. Unreadable images are left "
         "out and listed.",
@@ -136,6 +146,11 @@ def run(args):
             _place(source, target, args.link)
         counts[folder.parent][exists] += 1
     print(_summary(counts, destination, review, args))
+    n_unknown = sum(folder.name == UNKNOWN_LABEL for _, folder in plan)
+    if n_unknown:
+        note(f"{n_unknown} of them taken for none of the classes: in "
+             f"{str(destination / UNKNOWN_LABEL)!r}, which fit leaves out (move those of a "
+             f"class to its folder, the others to {NONE_FOLDER}{os.sep} to teach the model)")
     for path, reason in left_out:
         note(f"left out {path!r}: {reason}")
     if left_out:

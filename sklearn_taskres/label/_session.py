@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .._labels_log import LabelsLog, session_classes
+from .._open_set import NONE_LABEL
 from ._estimate import WINDOW, audit_estimates, prefer_trained
 from ._policy import (
     AUDIT_SHARE,
@@ -249,15 +250,27 @@ class LabellingSession:
     def training_data(self):
         """``(version, starting model, features, labels)`` of the labelled encoded images.
 
-        None when no image is labelled (with a class) yet.
+        None when no image is labelled (with a class) yet. Images decided "none of
+        these" come with the label ``"_none"``, which sharpens the none-of-these score.
         """
         with self._lock:
-            indices = [index for index, label in self.decisions.items()
-                       if label is not None and self.encoded[index]]
-            if not indices:
+            indices = [index for index, label in self.decisions.items() if self.encoded[index]]
+            if all(self.decisions[index] is None for index in indices):
                 return None
-            return (self.version, self.start_model, self.features[indices].copy(),
-                    np.asarray([self._label_of(self.decisions[index]) for index in indices]))
+            labels = np.empty(len(indices), dtype=object)  # classes and "_none" do not mix
+            labels[:] = [NONE_LABEL if self.decisions[index] is None
+                         else self._label_of(self.decisions[index]) for index in indices]
+            return (self.version, self.start_model, self.features[indices].copy(), labels)
+
+    def _n_rejected(self, model):
+        """How many encoded, undecided images ``model`` takes for none of the classes."""
+        head = model.head_
+        if not hasattr(head, "unknown_threshold_"):
+            return None
+        pool = [index for index in np.flatnonzero(self.encoded) if index not in self.decisions]
+        if not pool:
+            return 0
+        return int(np.sum(head.score_unknown(self.features[pool]) > head.unknown_threshold_))
 
     def _label_of(self, label):
         for value in self.start_model.classes_:
@@ -620,6 +633,7 @@ class LabellingSession:
                 "n_failed": len(self.failed),
                 "n_labelled": len(self.decisions) - n_none,
                 "n_none": n_none,
+                "n_rejected": self._n_rejected(serving),
                 "version": self.version,
                 "audit_share": self.audit_share,
                 "cold_start": self.cold_start,

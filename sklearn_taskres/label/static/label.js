@@ -455,6 +455,13 @@ function renderState(state) {
         : trained.accuracy < start.accuracy ? " (no clear difference yet)." : ".");
     estimate.classList.toggle("warning", worse);
   }
+  if (state.n_rejected !== null && state.n_rejected !== undefined) {
+    const rejected = ` It would reject ${state.n_rejected} unlabelled image`
+      + `${state.n_rejected === 1 ? "" : "s"} as none of these.`;
+    estimate.textContent = (trained && start ? estimate.textContent
+      : "No accuracy estimate yet: it comes from the randomly drawn images as you label them.")
+      + rejected;
+  }
   if (state.error) showError(state.error);
   renderRecent(state);
   renderPerClass(state);
