@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from . import (
     encoding,
+    few_labels,
     fit,
     grid,
     labelling,
@@ -63,6 +64,8 @@ MEASUREMENTS = {
         "9. Ray Data photos", ray_photos.ratio, ray_photos.lines, default=False),
     "labelling": Measurement("10. labelling page", labelling.ratio, labelling.lines,
                              default=False),
+    "few_labels": Measurement("11. a few labels", few_labels.ratio, few_labels.lines,
+                              default=False),
 }
 
 # The ratios of a configuration that does not list its own.
