@@ -31,14 +31,14 @@ def validation_folds(targets, weights, *, max_folds=MAX_FOLDS, seed=0):
     """The fold of every sample: stratified where the classes allow it.
 
     The number of folds is the size of the smallest class that has a
-    positive weight, at least 2 and at most ``max_folds``. Within each
-    class, the samples are shuffled and dealt to the folds in turn, from a
-    random first fold. A class with fewer samples than folds (one label per
-    class, say) is then absent from the training side of the fold that holds
-    its sample out: that fold asks whether the residual learned from the
-    other classes keeps the class's zero-shot row right, which is the
-    question a residual trained on one label per class must answer for
-    every image it has not seen.
+    positive weight, at least 2 and at most ``max_folds``; ``max_folds``
+    when a class has a single label. The classes, in a random order, and
+    the samples of each, shuffled, are dealt to the folds in turn, so that
+    every class is spread evenly and the folds differ in size by one at most.
+    A class with fewer samples than folds (one label per class, say) is then
+    absent from the training side of the fold that holds its sample out:
+    that fold asks whether the residual learned from the other classes keeps
+    the class's zero-shot row right.
 
     Parameters
     ----------
@@ -61,11 +61,16 @@ def validation_folds(targets, weights, *, max_folds=MAX_FOLDS, seed=0):
     positive = np.ones(len(targets), bool) if weights is None else np.asarray(weights) > 0
     counts = np.bincount(targets[positive])
     smallest = counts[counts > 0].min() if positive.any() else 1
-    n_folds = int(min(max_folds, max(2, smallest), len(targets)))
+    # With one label in a class, any number of folds leaves it out of one
+    # training side: take the most folds, so that each trains on the most classes.
+    n_folds = int(min(max_folds, smallest if smallest >= 2 else max_folds, len(targets)))
+    n_folds = max(n_folds, 2)
     folds = np.empty(len(targets), dtype=np.int64)
-    for label in np.unique(targets):
+    dealt = rng.randint(n_folds)
+    for label in rng.permutation(np.unique(targets)):
         members = rng.permutation(np.flatnonzero(targets == label))
-        folds[members] = (rng.randint(n_folds) + np.arange(len(members))) % n_folds
+        folds[members] = (dealt + np.arange(len(members))) % n_folds
+        dealt += len(members)
     return folds, n_folds
 
 
