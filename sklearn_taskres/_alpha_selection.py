@@ -25,6 +25,8 @@ from ._training import (
 AUTO_ALPHAS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
 #: At most this many folds; fewer when the smallest class has fewer samples.
 MAX_FOLDS = 4
+#: A larger strength must lower the held-out log-loss by more than this (nats) to be kept.
+LOSS_MARGIN = 0.5
 
 
 def validation_folds(targets, weights, *, max_folds=MAX_FOLDS, seed=0):
@@ -96,9 +98,11 @@ def select_alpha(
     with the recipe of :func:`~._training.train_residual`, all at once;
     every sample is scored once, by the residuals that did not see it.
     Alpha 0 needs no training: its held-out score is the base's score on
-    every sample. The score is the weighted accuracy (``sample_weight``,
-    class weights included), ties broken by the weighted log-loss, and
-    remaining ties go to the smaller alpha, the one nearer zero-shot.
+    every sample. The scores are the weighted accuracy and log-loss
+    (``sample_weight``, class weights included); :func:`choose` keeps the
+    most accurate strength, the nearest zero-shot unless a larger one is
+    clearly better in log-loss. With a single label in some class, the
+    loss alone decides.
 
     Parameters
     ----------
@@ -163,8 +167,35 @@ def select_alpha(
         accuracy = float(np.sum(weights * (predicted == targets)) / total)
         loss = float(-np.sum(weights * log_proba[alpha][rows, targets]) / total)
         scores[alpha] = (accuracy, loss)
-    best = max(alphas, key=lambda alpha: (scores[alpha][0], -scores[alpha][1], -alpha))
-    return best, scores
+    return choose(scores, one_label=_smallest_class(targets, weights) < 2), scores
+
+
+def choose(scores, *, one_label, loss_margin=LOSS_MARGIN):
+    """The strength to keep, from the held-out ``{alpha: (accuracy, log_loss)}``.
+
+    The most accurate candidates are kept, and among them the smallest (the
+    nearest zero-shot) unless a larger one lowers the held-out log-loss by
+    more than ``loss_margin`` nats. With one label in some class
+    (``one_label``), held-out accuracy is that of classes the fold never saw
+    and says little; every candidate is kept and the loss alone decides,
+    against zero-shot.
+    """
+    alphas = sorted(scores)
+    if one_label:
+        kept = alphas
+    else:
+        top = max(scores[alpha][0] for alpha in alphas)
+        kept = [alpha for alpha in alphas if scores[alpha][0] >= top]
+    reference = kept[0]
+    lowest = min(kept, key=lambda alpha: (scores[alpha][1], alpha))
+    if scores[lowest][1] < scores[reference][1] - loss_margin:
+        return lowest
+    return reference
+
+
+def _smallest_class(targets, weights):
+    counts = np.bincount(targets[weights > 0])
+    return counts[counts > 0].min() if (weights > 0).any() else 0
 
 
 def cosine_log_proba(features, classifiers, logit_scale):
