@@ -9,6 +9,8 @@ so that the choice costs a few fixed fits rather than folds x candidates.
 Pure functions: arrays in, arrays out. They know nothing about scikit-learn.
 """
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -204,6 +206,19 @@ def cosine_log_proba(features, classifiers, logit_scale):
     return logits.log_softmax(dim=-1)
 
 
+def _batch_terms(image, labels, weight, batch):
+    """A batch's features, labels, weights relative to each problem's batch mean, and steps.
+
+    ``active`` (P, 1, 1) marks the problems with weight in the batch; None
+    when every problem has some.
+    """
+    totals = weight.sum(dim=1)
+    relative = (weight * (batch / totals.clamp_min(1e-30))[:, None])[:, None, :]
+    positive = totals > 0
+    active = None if bool(positive.all()) else positive.float()[:, None, None]
+    return image, labels, relative, active
+
+
 def train_residuals(
     views,
     targets,
@@ -254,28 +269,50 @@ def train_residuals(
     exp_avg = torch.zeros_like(residual)
     exp_avg_sq = torch.zeros_like(residual)
     steps = torch.zeros(n_problems, 1, 1, device=device)
+    ones = torch.ones_like(steps)
     beta1, beta2 = ADAM_BETAS
     batch = plan.batch_size
+    radial_factor = alpha / (batch * logit_scale**2)
+    grad_factor = alpha / batch
+    # The few-label case: one batch of every sample, one view, weight in every
+    # problem. The batch is the same each epoch (its order cannot change the
+    # mean gradient) and every problem steps every time: all is set up once.
+    whole = plan.whole and n_views == 1 and bool((weight_all.sum(dim=1) > 0).all())
+    if whole:
+        fixed = _batch_terms(views[0], one_hot, weight_all, batch)
 
+    step = 0
     for epoch, rate in enumerate(learning_rate_schedule(learning_rate, max_iter)):
-        for rows, samples in zip(plan.rows[epoch], plan.orders[epoch], strict=True):
-            image = flat_views[rows]  # (batch, D)
-            labels = one_hot[:, samples]  # (K, batch)
-            weight = weight_all[:, samples]  # (P, batch)
-            totals = weight.sum(dim=1)
-            active = (totals > 0).float()[:, None, None]  # (P, 1, 1)
-            relative = (weight * (batch / totals.clamp_min(1e-30))[:, None])[:, None, :]
+        batches = ([(None, None)] if whole
+                   else zip(plan.rows[epoch], plan.orders[epoch], strict=True))
+        for rows, samples in batches:
+            if whole:
+                image, labels, relative, active = fixed
+            else:
+                image, labels, relative, active = _batch_terms(
+                    flat_views[rows], one_hot[:, samples], weight_all[:, samples], batch)
 
-            classifier = base + alpha * residual  # (P, K, D)
+            classifier = torch.addcmul(base, alpha, residual)  # (P, K, D)
             norm = torch.linalg.vector_norm(classifier, dim=2, keepdim=True).clamp_min_(1e-12)
-            scale = logit_scale / norm  # (P, K, 1)
-            logits = torch.matmul(classifier, image.T) * scale  # (P, K, batch)
-            grad_logits = (logits.softmax(dim=1) - labels) * relative
+            scale = norm.reciprocal_().mul_(logit_scale)  # (P, K, 1)
+            logits = torch.matmul(classifier, image.T).mul_(scale)  # (P, K, batch)
+            grad_logits = logits.softmax(dim=1).sub_(labels).mul_(relative)
             radial = (grad_logits * logits).sum(dim=2, keepdim=True)  # (P, K, 1)
-            grad = torch.matmul(grad_logits * scale, image) * (alpha / batch)
-            grad -= classifier * (radial * scale.square() * alpha / (batch * logit_scale**2))
-            grad += weight_decay * residual
+            grad = torch.matmul(grad_logits.mul_(scale), image).mul_(grad_factor)
+            grad.sub_(classifier.mul_(radial.mul_(scale.square_()).mul_(radial_factor)))
+            grad.add_(residual, alpha=weight_decay)
 
+            if whole:  # every problem steps every time: Adam's scalars are Python floats
+                step += 1
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                root_bias_correction2 = math.sqrt(1 - beta2**step)
+                step_size = float(rate) * root_bias_correction2 / (1 - beta1**step)
+                denom = exp_avg_sq.sqrt().add_(ADAM_EPS * root_bias_correction2)
+                residual.addcdiv_(exp_avg, denom, value=-step_size)
+                continue
+            if active is None:
+                active = ones
             steps += active
             exp_avg.lerp_(grad, (1 - beta1) * active)
             exp_avg_sq.mul_(1 - (1 - beta2) * active).addcmul_(grad, grad * active,

@@ -196,3 +196,73 @@ def test_reproduce_alpha_option():
     assert parser.parse_args(["--root", "r", "--alpha", "0.5"]).alpha == 0.5
     with pytest.raises(SystemExit):
         parser.parse_args(["--root", "r", "--alpha", "-1"])
+
+
+# ---------------------------------------------------------------- where auto is the default
+
+
+@pytest.fixture
+def colour_folder(tmp_path):
+    """A labelled folder of two colours, three images each, and the tiny model's options."""
+    import json
+
+    from PIL import Image
+
+    from sklearn_taskres.testing import TINY_CLIP_CONFIG, TINY_CLIP_NAME
+
+    rng = np.random.RandomState(0)
+    for folder, colour in {"blue": (20, 40, 230), "red": (220, 30, 30)}.items():
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for index in range(3):
+            pixels = np.clip(np.add(colour, rng.randint(-30, 31, (32, 32, 3))), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "data" / folder
+                                                          / f"{index}.png")
+    config = tmp_path / f"{TINY_CLIP_NAME}.json"
+    config.write_text(json.dumps(TINY_CLIP_CONFIG))
+    return tmp_path, ["--model-config", str(config), "--pretrained", "none", "--device", "cpu",
+                      "--epochs", "5"]
+
+
+@pytest.mark.auto_precision
+@pytest.mark.parametrize("option, expected, said", [
+    ([], "auto", "chosen from the labels"), (["--alpha", "0.5"], 0.5, "fixed by --alpha")])
+def test_fit_command_uses_auto_by_default_and_prints_alpha(capsys, colour_folder, option,
+                                                           expected, said):
+    """fit chooses alpha from the labels unless --alpha fixes it; the summary says which."""
+    import joblib
+
+    from sklearn_taskres.cli import main
+
+    root, tiny = colour_folder
+    output = root / "model.joblib"
+    assert main(["fit", str(root / "data"), "-o", str(output), *tiny, *option]) == 0
+    classifier = joblib.load(output)
+    assert classifier.alpha == expected
+    err = capsys.readouterr().err
+    assert f"with alpha {classifier.alpha_:g} ({said})" in err
+    if expected != "auto":
+        assert classifier.alpha_ == expected
+
+
+def test_fit_command_refuses_a_bad_alpha(capsys, colour_folder):
+    """--alpha that is neither auto nor a number >= 0 is a usage error naming what it got."""
+    from sklearn_taskres.cli import main
+
+    root, tiny = colour_folder
+    assert main(["fit", str(root / "data"), "-o", str(root / "m.joblib"), *tiny,
+                 "--alpha", "-1"]) == 2
+    assert "expected 'auto' or a number >= 0; got '-1'" in capsys.readouterr().err
+
+
+def test_labelling_refits_choose_alpha(tiny_model):
+    """The labelling page's refit chooses alpha from the labels, whatever the start model's."""
+    from sklearn_taskres import zero_shot_classifier
+    from sklearn_taskres.label import refit
+
+    start = zero_shot_classifier(["a", "b", "c"], model=tiny_model, pretrained=None,
+                                 device="cpu", precision="fp32", max_iter=5, random_state=0)
+    base, X, y = task(n_per_class=2, n_classes=3, n_features=start.base_weights_.shape[1])
+    model = refit(start, X, np.array(["a", "b", "c"])[y])
+    assert model.alpha == "auto" and model.alpha_ in AUTO_ALPHAS
+    assert start.alpha == 0.5  # the start model is unchanged
+    assert refit(start, X, np.array(["a", "b", "c"])[y], alpha=0.5).alpha_ == 0.5
