@@ -27,8 +27,12 @@ from ._training import (
 AUTO_ALPHAS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
 #: At most this many folds; fewer when the smallest class has fewer samples.
 MAX_FOLDS = 4
-#: A larger strength must lower the held-out log-loss by more than this (nats) to be kept.
-LOSS_MARGIN = 0.5
+#: A larger strength must lower the held-out log-loss by more than this, times the logit
+#: scale (0.5 nats at CLIP's 100), to be kept.
+LOSS_MARGIN = 0.005
+#: With one label in a class: how far above zero-shot's (times the logit scale) the
+#: pessimistic held-out log-loss of a strength may be.
+ONE_LABEL_TOLERANCE = 1 / 30
 
 
 def validation_folds(targets, weights, *, max_folds=MAX_FOLDS, seed=0):
@@ -103,8 +107,8 @@ def select_alpha(
     every sample. The scores are the weighted accuracy and log-loss
     (``sample_weight``, class weights included); :func:`choose` keeps the
     most accurate strength, the nearest zero-shot unless a larger one is
-    clearly better in log-loss. With a single label in some class, the
-    loss alone decides.
+    clearly better in log-loss; with a single label in some class, a
+    pessimistic bound scaled by zero-shot's error on the labels.
 
     Parameters
     ----------
@@ -169,28 +173,41 @@ def select_alpha(
         accuracy = float(np.sum(weights * (predicted == targets)) / total)
         loss = float(-np.sum(weights * log_proba[alpha][rows, targets]) / total)
         scores[alpha] = (accuracy, loss)
-    return choose(scores, one_label=_smallest_class(targets, weights) < 2), scores
+    one_label = _smallest_class(targets, weights) < 2
+    return choose(scores, one_label=one_label, logit_scale=logit_scale), scores
 
 
-def choose(scores, *, one_label, loss_margin=LOSS_MARGIN):
+def choose(scores, *, one_label, logit_scale=100.0):
     """The strength to keep, from the held-out ``{alpha: (accuracy, log_loss)}``.
 
-    The most accurate candidates are kept, and among them the smallest (the
-    nearest zero-shot) unless a larger one lowers the held-out log-loss by
-    more than ``loss_margin`` nats. With one label in some class
-    (``one_label``), held-out accuracy is that of classes the fold never saw
-    and says little; every candidate is kept and the loss alone decides,
-    against zero-shot.
+    Losses are compared in units of ``logit_scale`` (a confident mistake
+    costs about ``logit_scale`` times a cosine gap, in nats).
+
+    - The most accurate candidates are kept, and among them the smallest
+      (the nearest zero-shot) unless a larger one lowers the held-out
+      log-loss by more than :data:`LOSS_MARGIN` times ``logit_scale``.
+    - With one label in some class (``one_label``), the fold that holds a
+      label out trains without its class, so held-out scores are
+      pessimistic for every alpha > 0. The candidates are then those whose
+      held-out loss is at most :data:`ONE_LABEL_TOLERANCE` times
+      ``logit_scale`` above zero-shot's, and, in the spirit of CLAP's
+      class-adaptive constraint, the distance allowed shrinks with how well
+      zero-shot already labels the training images: the largest of them is
+      scaled by ``1 - zero-shot accuracy`` and rounded down to a candidate.
     """
     alphas = sorted(scores)
     if one_label:
-        kept = alphas
-    else:
-        top = max(scores[alpha][0] for alpha in alphas)
-        kept = [alpha for alpha in alphas if scores[alpha][0] >= top]
+        tolerance = ONE_LABEL_TOLERANCE * logit_scale
+        reference = alphas[0]
+        bound = max(alpha for alpha in alphas
+                    if scores[alpha][1] <= scores[reference][1] + tolerance)
+        cap = (1.0 - scores[reference][0]) * bound
+        return max(alpha for alpha in alphas if alpha <= cap + 1e-9)
+    top = max(scores[alpha][0] for alpha in alphas)
+    kept = [alpha for alpha in alphas if scores[alpha][0] >= top]
     reference = kept[0]
     lowest = min(kept, key=lambda alpha: (scores[alpha][1], alpha))
-    if scores[lowest][1] < scores[reference][1] - loss_margin:
+    if scores[lowest][1] < scores[reference][1] - LOSS_MARGIN * logit_scale:
         return lowest
     return reference
 
