@@ -132,7 +132,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Scale of the residual: the paper's 0.5 by default, so that a fit is
         TaskRes as published. ``"auto"`` chooses it from the training labels
         alone, zero-shot (0) among the candidates, by cross-validation on the
-        cached features (about 3 fixed fits; see ``TaskResHead``); prefer it
+        cached features (about 1.5 to 3 fixed fits; see ``TaskResHead``); prefer it
         with few labels, where a fixed 0.5 can score below zero-shot. The
         value used is ``alpha_``.
     learning_rate : float, default=2e-3

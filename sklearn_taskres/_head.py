@@ -118,17 +118,19 @@ class TaskResHead(CallbackSupportMixin, ClassifierMixin, VersionedStateMixin, Ba
         ``"auto"`` chooses it from the training labels alone among
         ``0, 0.05, 0.1, 0.25, 0.5, 1``, where 0 is the base alone
         (zero-shot): each candidate is scored by stratified cross-validation
-        (at most 4 folds, as many as the smallest class allows, ties to the
-        smaller alpha), with the sample and class weights, and the residual
-        is then trained on every sample with the chosen value (``alpha_``).
-        With one label per class, the fold that holds a class's only label
-        out trains without that class's positives: alpha moves away from 0
-        only where the residual learned from the other classes does not
-        spoil the held-out ones. An auto fit costs about 3 fixed fits (the
-        folds' residuals train as one batched problem). The default stays
-        the paper's value, so that a fit reproduces TaskRes exactly; with
-        few labels and a strong zero-shot prefer ``"auto"``
-        (see the user guide, "How far to move from zero-shot").
+        (at most 4 folds, as many as the smallest class allows), with the
+        sample and class weights; the most accurate is kept, the nearest
+        zero-shot unless a larger one clearly lowers the held-out log-loss.
+        The residual is then trained on every sample with the chosen value
+        (``alpha_``). With one label in a class, the fold that holds it out
+        trains without its class; the largest alpha whose held-out loss stays
+        near zero-shot's is then scaled by zero-shot's error rate on the
+        labels, so a base that already labels them right stays zero-shot.
+        An auto fit costs about 1.5 to 3 fixed fits (the folds' residuals
+        train as one batched problem). The default stays the paper's value,
+        so that a fit reproduces TaskRes exactly; with few labels and a
+        strong zero-shot prefer ``"auto"`` (see the user guide, "How far to
+        move from zero-shot").
     logit_scale : float, default=100.0
         Temperature of the cosine logits: CLIP's ``exp(logit_scale)``.
     learning_rate : float, default=2e-3

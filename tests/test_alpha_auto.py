@@ -266,3 +266,16 @@ def test_labelling_refits_choose_alpha(tiny_model):
     assert model.alpha == "auto" and model.alpha_ in AUTO_ALPHAS
     assert start.alpha == 0.5  # the start model is unchanged
     assert refit(start, X, np.array(["a", "b", "c"])[y], alpha=0.5).alpha_ == 0.5
+
+
+def test_one_label_per_class_stays_at_zero_shot_where_zero_shot_labels_right():
+    """With one label a class, the bound is scaled by zero-shot's error on the labels."""
+    from sklearn_taskres._alpha_selection import choose
+
+    flat = {alpha: (0.3 if alpha else 1.0, 0.01) for alpha in AUTO_ALPHAS}
+    assert choose(flat, one_label=True, logit_scale=30.0) == 0.0
+    wrong = {0.0: (0.3, 4.3), 0.05: (0.3, 4.3), 0.1: (0.3, 4.4), 0.25: (0.0, 4.9),
+             0.5: (0.0, 5.25), 1.0: (0.0, 7.2)}
+    assert choose(wrong, one_label=True, logit_scale=30.0) == 0.25  # 0.7 * 0.5, rounded down
+    # Without the one-label case, accuracy leads: zero-shot's 0.3 is the best here.
+    assert choose(wrong, one_label=False, logit_scale=30.0) == 0.0
