@@ -137,12 +137,11 @@ def test_auto_passes_sample_and_class_weights_to_the_choice(monkeypatch):
 
 def test_the_choice_scores_with_the_weights():
     """Held-out accuracy is weighted: samples of zero weight do not count."""
-    base, X, y = task(n_per_class=4, base_noise=1.5)
+    base, X, y = task(n_per_class=4, base_noise=1.5, seed=1)
     targets = y.astype(np.int64)
     right = np.argmax(X @ base.T / np.linalg.norm(base, axis=1), axis=1) == y
-    weights = right.astype(float) + 1e-9  # only the samples zero-shot gets right count
-    weights[~right] = 0.0
-    weights[right] = 1.0
+    assert 0 < right.mean() < 1
+    weights = right.astype(float)  # only the samples zero-shot gets right count
     _, scores = select_alpha(X, targets, base, sample_weight=weights, **RECIPE)
     assert scores[0.0][0] == 1.0
     _, unweighted = select_alpha(X, targets, base, **RECIPE)
@@ -279,3 +278,15 @@ def test_one_label_per_class_stays_at_zero_shot_where_zero_shot_labels_right():
     assert choose(wrong, one_label=True, logit_scale=30.0) == 0.25  # 0.7 * 0.5, rounded down
     # Without the one-label case, accuracy leads: zero-shot's 0.3 is the best here.
     assert choose(wrong, one_label=False, logit_scale=30.0) == 0.0
+
+
+def test_the_results_table_shows_gda_when_it_ran():
+    """format_table adds GDA columns when the records hold GDA runs, and only then."""
+    from sklearn_taskres.reproduce import format_table
+
+    records = [{"dataset": "dtd", "method": "zero-shot", "shots": 0, "seed": None,
+                "accuracy": 40.0},
+               {"dataset": "dtd", "method": "taskres", "shots": 1, "seed": 1, "accuracy": 50.0}]
+    assert "GDA" not in format_table(records, [1], ["dtd"])
+    records.append({"dataset": "dtd", "method": "gda", "shots": 1, "seed": 1, "accuracy": 45.0})
+    assert "GDA 1-shot" in format_table(records, [1], ["dtd"])
