@@ -130,8 +130,13 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         Prompt templates with one ``{}`` for the class name; None means
         ``("a photo of a {}.",)``. The base for a class is the mean of the
         raw (unnormalised) text embeddings over templates.
-    alpha : float, default=0.5
-        Scale of the residual.
+    alpha : float or "auto", default=0.5
+        Scale of the residual: the paper's 0.5 by default, so that a fit is
+        TaskRes as published. ``"auto"`` chooses it from the training labels
+        alone, zero-shot (0) among the candidates, by cross-validation on the
+        cached features (about 1.5 to 3 fixed fits; see ``TaskResHead``); prefer it
+        with few labels, where a fixed 0.5 can score below zero-shot. The
+        value used is ``alpha_``.
     learning_rate : float, default=2e-3
         Peak learning rate of Adam.
     max_iter : int, default=200
@@ -231,7 +236,8 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
     residual_ : ndarray of shape (n_classes, n_features)
         The learned task residual ``x``.
     alpha_ : float
-        The residual scale the residual was trained with.
+        The residual scale the residual was trained with: ``alpha``, or the
+        value ``alpha="auto"`` chose.
     residual_norms_ : ndarray of shape (n_classes,)
         ``||alpha_ * residual_[k]||`` per class: how far each class moved from
         CLIP's zero-shot classifier (see :mod:`sklearn_taskres.diagnostics`).
@@ -290,7 +296,7 @@ class TaskResClassifier(CallbackSupportMixin, ClassifierMixin, CarriedEncoderSta
         "model": [str],
         "pretrained": [str, os.PathLike, None],
         "templates": [str, "array-like", None],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],

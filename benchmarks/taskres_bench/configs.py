@@ -142,6 +142,25 @@ CONFIGS = {
                "digits in another as the test set (plain -> bold, bold -> noisy), 10 draws; "
                "MCM, none as one more class, nearest images and score_unknown side by side",),
     ),
+    "few-labels": Config(
+        name="few-labels",
+        models=("TinyTaskResCLIP",),
+        image_size=(64, 48),  # unused: the measurement uses the held-out digits
+        n_classes=2,
+        shots=1,
+        templates=("a photo of a {}.",),
+        text_classes=2,
+        n_predict=0,
+        epochs=1,
+        official_epochs=0,
+        ratios=("few_labels",),
+        breakdown=False,
+        in_all=False,
+        notes=("ratio 12: 1, 2 and 4 labels per class (5 draws) from a pool of 400 held-out "
+               "digits of the tiny digits CLIP (plain, bold, noisy), accuracy on 397 others: "
+               "zero-shot, every fixed alpha, alpha='auto' and GDA; auto fit time over fixed "
+               "fit time (alpha 0.5), features cached, timed side by side",),
+    ),
     "grid-cpu": Config(
         name="grid-cpu",
         models=("ViT-B-32",),

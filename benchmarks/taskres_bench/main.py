@@ -49,7 +49,9 @@ def parse_args(argv=None):
                         help="tiny: smoke run (seconds); mid: CPU-sized; grid-cpu: ratio 3 "
                         "with ViT-B-32 on the CPU (minutes); photos: ratio 8, 48 "
                         "12-megapixel JPEG photos with ViT-B-32 (minutes); labelling: ratio 10, "
-                        "the labelling page's order, estimate and latency (minutes); real: RN50, "
+                        "the labelling page's order, estimate and latency (minutes); few-labels: "
+                        "ratio 11, alpha='auto' against fixed alphas, zero-shot and GDA on "
+                        "the digits (minutes); real: RN50, "
                         "ViT-B-32 and ViT-L-14 at real sizes (CUDA only); all: tiny and "
                         "mid, plus real on CUDA (default); store: the on-disk feature "
                         "store alone (options below)")

@@ -178,7 +178,8 @@ def lines(entry, times):
             out.append(f"      {method:<16}{summary[method]['auroc']:8.3f}"
                        f"{summary[method]['fpr95']:8.3f}")
         ours = summary["ours"]
-        out.append(f"      ours with the threshold from the labels: keeps {ours['known_kept']:.1%} "
+        out.append("      ours with the threshold from the labels: keeps "
+                   f"{ours['known_kept']:.1%} "
                    f"of the known and {ours['unknown_kept']:.1%} of the unknown test images; "
                    f"accuracy on the known it keeps {ours['accuracy_kept']:.3f}, on all known "
                    f"{ours['accuracy_all']:.3f}")

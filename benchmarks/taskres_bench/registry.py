@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from . import (
     encoding,
+    few_labels,
     fit,
     grid,
     labelling,
@@ -66,6 +67,8 @@ MEASUREMENTS = {
                              default=False),
     "open_set": Measurement("11. none of these", open_set.ratio, open_set.lines,
                             default=False),
+    "few_labels": Measurement("12. a few labels", few_labels.ratio, few_labels.lines,
+                              default=False),
 }
 
 # The ratios of a configuration that does not list its own.

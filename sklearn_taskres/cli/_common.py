@@ -528,6 +528,17 @@ def float_type(low, low_inclusive):
     return parse
 
 
+def alpha_type(text):
+    """An argparse type: ``auto`` or a number >= 0, the ``alpha`` of TaskRes."""
+    if text == "auto":
+        return text
+    try:
+        return float_type(0, True)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a number >= 0; got {text!r}") from None
+
+
 def common_options():
     """Options accepted before and after the subcommand.
 

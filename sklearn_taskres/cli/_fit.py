@@ -9,6 +9,7 @@ from ._common import (
     CommandError,
     add_model_options,
     add_save_options,
+    alpha_type,
     check_model_output,
     class_display_names,
     encoder_params,
@@ -45,8 +46,10 @@ def add_parser(commands, common):
                      "none-of-these score and are no class)")
     add_save_options(fit, required=True)
     add_model_options(fit)
-    fit.add_argument("--alpha", type=float_type(0, True), default=0.5,
-                     help="scale of the task residual (default: 0.5)")
+    fit.add_argument("--alpha", type=alpha_type, default="auto",
+                     help="scale of the task residual: 'auto' chooses it from the labels by "
+                     "cross-validation, zero-shot (0) among the candidates; a number fixes it "
+                     "(the paper's value is 0.5; default: auto; the value used is printed)")
     fit.add_argument("--learning-rate", type=float_type(0, False), default=2e-3,
                      help="peak learning rate of Adam (default: 2e-3; the paper uses 2e-4 "
                      "on ImageNet)")
@@ -141,8 +144,10 @@ def run(args):
     save_classifier(classifier, args.output, model_format)
     if not args.augment_views:  # its plain features are those of the fit: no new encoding
         say_cross_validation(cross_validation_report(classifier, paths, labels, args.seed))
+    chosen = ("chosen from the labels" if args.alpha == "auto" else "fixed by --alpha")
     note(f"fitted TaskRes on {len(paths)} images of {len(folders)} classes ({encoder['model']}, "
-          f"{epochs} epochs); saved to {args.output} ({model_format})")
+          f"{epochs} epochs) with alpha {classifier.alpha_:g} ({chosen}); saved to "
+          f"{args.output} ({model_format})")
     return EXIT_OK
 
 

@@ -20,11 +20,14 @@ from .._persistence import save_model
 from .._progress import logger
 
 
-def refit(start_model, X, y):
+def refit(start_model, X, y, *, alpha="auto"):
     """A fitted copy of ``start_model`` whose residual is learned on features ``X``, labels ``y``.
 
     The base, the label space and the training parameters are the starting
-    model's; the residual starts at zero, as in any fit.
+    model's, but for ``alpha``: by default chosen from the labels
+    (``alpha="auto"``, zero-shot among the candidates), so that a few labels
+    do not make the page's model worse than the class names alone. The
+    residual starts at zero, as in any fit.
 
     Parameters
     ----------
@@ -34,6 +37,8 @@ def refit(start_model, X, y):
         Image features of the labelled images.
     y : ndarray of shape (n_samples,)
         Their labels, from ``start_model.classes_``.
+    alpha : float or "auto", default="auto"
+        The residual's scale; the returned model's ``alpha`` parameter too.
 
     Returns
     -------
@@ -42,7 +47,7 @@ def refit(start_model, X, y):
     head = TaskResHead(
         start_model.base_weights_,
         classes=start_model.classes_,
-        alpha=start_model.alpha,
+        alpha=alpha,
         logit_scale=start_model.logit_scale_,
         learning_rate=start_model.learning_rate,
         max_iter=start_model.max_iter,
@@ -52,7 +57,7 @@ def refit(start_model, X, y):
         device=start_model.device,
         random_state=start_model.random_state,
     ).fit(X, y)
-    model = clone(start_model)
+    model = clone(start_model).set_params(alpha=alpha)
     model._set_fitted(head)
     return model
 

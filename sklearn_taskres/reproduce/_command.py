@@ -23,6 +23,19 @@ from ._results import write_results
 from ._tables import format_base_to_new_table, format_table
 
 
+def _alpha(text):
+    if text in ("auto", "paper"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', 'paper' or a number >= 0; got {text!r}")
+    return value
+
+
 def build_parser():
     """The argument parser of ``python -m sklearn_taskres.reproduce``."""
     parser = argparse.ArgumentParser(
@@ -64,6 +77,15 @@ def build_parser():
                         "TaskResClassifier(cache_dir=...) (default: OUTPUT/features)")
     parser.add_argument("--epochs", type=_argtypes.positive_int, default=None,
                         help="TaskRes epochs for every run (default: 100 up to 4 shots, else 200)")
+    parser.add_argument("--alpha", type=_alpha, default="auto",
+                        help="TaskRes's residual scale: auto chooses it from each draw's "
+                        "training labels by cross-validation (zero-shot among the "
+                        "candidates); paper: the paper's fixed value (0.5, Oxford Flowers "
+                        "1.0); or a number (default auto; results record the value used)")
+    parser.add_argument("--gda", action="store_true",
+                        help="also run GDA (class means and one shared shrunk covariance "
+                        "added to the zero-shot logits, its blend weight chosen as auto "
+                        "chooses alpha) in the few-shot protocol")
     parser.add_argument("--augment-views", type=_argtypes.non_negative_int, default=0, metavar="V",
                         help="train TaskRes on V augmented views of every training image "
                         "(random resized crop + flip, encoded once and cached; one view per "
@@ -144,7 +166,7 @@ def main(argv=None):
         "root": str(args.root), "datasets": datasets, "model": args.model,
         "pretrained": pretrained, "shots": args.shots, "seeds": args.seeds,
         "epochs": args.epochs, "device": str(device), "precision": precision,
-        "augment_views": args.augment_views,
+        "augment_views": args.augment_views, "alpha": args.alpha, "gda": args.gda,
         "view_seed": VIEW_SEED if args.augment_views else None,
         "draws": args.draws, "class_names": args.class_names, "protocol": args.protocol,
         "linear_probe": {**linear_probe_settings(),

@@ -3,9 +3,13 @@
 import warnings
 
 import numpy as np
+from sklearn.covariance import ledoit_wolf
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
+
+from .._alpha_selection import validation_folds
+from .._head import encode_labels
 
 # ---------------------------------------------------------------- the paper's settings
 
@@ -186,3 +190,155 @@ def harmonic_mean(base, new):
     75.83
     """
     return 0.0 if base + new == 0 else 2.0 * base * new / (base + new)
+
+
+# ---------------------------------------------------------------- GDA
+
+#: Blend weights of the GDA logits that :func:`fit_gda` chooses from; 0 is zero-shot.
+GDA_BLENDS = (0.0, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def gda_weights(X, targets, n_classes, sample_weight=None):
+    """Linear discriminant of normalised ``X``: class means, one shared shrunk covariance.
+
+    The Gaussian discriminant of GDA (Wang et al., "A Hard-to-Beat Baseline
+    for Training-free CLIP-based Adaptation", ICLR 2024): every class is a
+    Gaussian around its (weighted) mean with one covariance shared by all,
+    estimated from the samples around their class means and shrunk toward a
+    multiple of the identity (Ledoit-Wolf). Where no sample shares a class
+    with another (one label per class), the scatter around the overall mean
+    stands in for the within-class one.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    targets : ndarray of shape (n_samples,)
+        Class index of every sample, ``0 .. n_classes - 1``.
+    n_classes : int
+    sample_weight : ndarray of shape (n_samples,), default=None
+
+    Returns
+    -------
+    coef : ndarray of shape (n_classes, n_features)
+        ``mean_k @ precision``; zero for a class without samples.
+    intercept : ndarray of shape (n_classes,)
+        ``-mean_k @ precision @ mean_k / 2``.
+    present : ndarray of shape (n_classes,), bool
+        Which classes had samples (with a positive weight).
+    """
+    X = _normalize(np.asarray(X, dtype=np.float64))
+    weights = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
+    totals = np.bincount(targets, weights=weights, minlength=n_classes)
+    present = totals > 0
+    sums = np.zeros((n_classes, X.shape[1]))
+    np.add.at(sums, targets, weights[:, None] * X)
+    means = sums / np.maximum(totals, 1e-300)[:, None]
+    kept = weights > 0
+    centred = X[kept] - means[targets[kept]]
+    if kept.sum() - present.sum() < 1:  # no class with two samples: no within-class scatter
+        centred = X[kept] - np.average(X[kept], axis=0, weights=weights[kept])
+    scaled = centred * np.sqrt(weights[kept] / weights[kept].mean())[:, None]
+    covariance, _ = ledoit_wolf(scaled, assume_centered=True)
+    covariance += 1e-6 * max(np.trace(covariance) / len(covariance), 1e-12) * np.eye(
+        len(covariance))
+    precision = np.linalg.inv(covariance)
+    coef = np.where(present[:, None], means @ precision, 0.0)
+    intercept = np.where(present, -0.5 * np.einsum("kd,kd->k", coef, means), 0.0)
+    return coef, intercept, present
+
+
+def _gda_logits(X, coef, intercept, present):
+    """GDA logits; a class without samples gets the mean logit of the others (no vote)."""
+    logits = _normalize(np.asarray(X, dtype=np.float64)) @ coef.T + intercept
+    logits[:, ~present] = logits[:, present].mean(axis=1, keepdims=True)
+    return logits
+
+
+class GDABlend:
+    """Zero-shot logits plus ``blend_`` times the GDA logits; see :func:`fit_gda`."""
+
+    def __init__(self, base, classes, logit_scale, coef, intercept, present, blend, scores):
+        self.classes_ = np.asarray(classes)
+        self.base_weights_ = np.asarray(base, dtype=np.float64)
+        self.logit_scale_ = float(logit_scale)
+        self.coef_, self.intercept_, self.present_ = coef, intercept, present
+        self.blend_ = float(blend)
+        self.blend_scores_ = scores
+
+    def decision_function(self, X):
+        """``logit_scale * cos(X, base) + blend_ * GDA logits``."""
+        zero_shot = self.logit_scale_ * _normalize(np.asarray(X, np.float64)) @ _normalize(
+            self.base_weights_).T
+        return zero_shot + self.blend_ * _gda_logits(X, self.coef_, self.intercept_,
+                                                      self.present_)
+
+    def predict(self, X):
+        """The class of highest blended logit."""
+        return self.classes_.take(np.argmax(self.decision_function(X), axis=1))
+
+
+def fit_gda(X, y, base, classes, *, logit_scale=100.0, blends=GDA_BLENDS, sample_weight=None,
+            seed=0):
+    """GDA on top of the zero-shot classifier, its blend weight chosen from the labels alone.
+
+    The blend weight is chosen as ``TaskResHead(alpha="auto")`` chooses its
+    alpha: every candidate of ``blends`` (0 is zero-shot) is scored by the
+    weighted accuracy of the held-out samples of the same stratified folds
+    (:func:`sklearn_taskres._alpha_selection.validation_folds`), ties to the
+    smaller blend. No test or validation set is used, unlike the original
+    code, which searches its weight on a validation split.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Image embeddings.
+    y : ndarray of shape (n_samples,)
+        Labels from ``classes``.
+    base : ndarray of shape (n_classes, n_features)
+        The text base (zero-shot classifier).
+    classes : ndarray of shape (n_classes,)
+    logit_scale : float, default=100.0
+    blends : sequence of float, default=GDA_BLENDS
+    sample_weight : ndarray of shape (n_samples,), default=None
+    seed : int, default=0
+        Deals the samples to the folds.
+
+    Returns
+    -------
+    model : GDABlend
+        With ``predict``, ``decision_function``, ``blend_`` and
+        ``blend_scores_`` (the held-out accuracy of every candidate).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_taskres.reproduce import fit_gda
+    >>> rng = np.random.RandomState(0)
+    >>> base = rng.normal(size=(3, 8))
+    >>> y = np.repeat([0, 1, 2], 4)
+    >>> X = base[y] + rng.normal(size=(12, 8))
+    >>> model = fit_gda(X, y, base, np.arange(3))
+    >>> model.predict(X).shape
+    (12,)
+    """
+    classes = np.asarray(classes)
+    targets = encode_labels(np.asarray(y), classes)
+    weights = np.ones(len(targets)) if sample_weight is None else np.asarray(sample_weight,
+                                                                             float)
+    n_classes = len(classes)
+    zero_shot = logit_scale * _normalize(np.asarray(X, np.float64)) @ _normalize(
+        np.asarray(base, np.float64)).T
+    folds, n_folds = validation_folds(targets, weights, seed=seed)
+    held_out = np.zeros((len(targets), n_classes))
+    for fold in range(n_folds):
+        rows = folds == fold
+        train_weight = np.where(rows, 0.0, weights)
+        coef, intercept, present = gda_weights(X, targets, n_classes, train_weight)
+        held_out[rows] = _gda_logits(X[rows], coef, intercept, present)
+    scores = {}
+    for blend in blends:
+        predicted = np.argmax(zero_shot + blend * held_out, axis=1)
+        scores[float(blend)] = float(np.sum(weights * (predicted == targets)) / weights.sum())
+    best = max(scores, key=lambda blend: (scores[blend], -blend))
+    coef, intercept, present = gda_weights(X, targets, n_classes, weights)
+    return GDABlend(base, classes, logit_scale, coef, intercept, present, best, scores)

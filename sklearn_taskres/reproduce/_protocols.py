@@ -11,6 +11,7 @@ from ._draws import draw_record, plan_draws
 from ._encoding import encode_split
 from ._methods import (
     _accuracy,
+    fit_gda,
     fit_linear_probe,
     harmonic_mean,
     head_for_classes,
@@ -73,6 +74,14 @@ class Benchmark:
                        for (shots, seed), draw in draws.items()]
         return draws
 
+    def _settings(self, dataset, shots):
+        """The paper's TaskRes settings, with the alpha of ``--alpha`` unless it is "paper"."""
+        settings = taskres_settings(dataset.key, shots, self.args.epochs)
+        alpha = getattr(self.args, "alpha", "auto")
+        if alpha != "paper":
+            settings["alpha"] = alpha
+        return settings
+
     def _fit_taskres(self, base, classes, settings, seed, X_train, y_train, views=None):
         """A TaskResHead fitted on features, or on ``views`` (n_samples, n_views, D)."""
         head = TaskResHead(base, classes=classes, logit_scale=self.encoder.logit_scale,
@@ -121,17 +130,26 @@ class Benchmark:
                          seconds=round(time.perf_counter() - start, 3), **common)
 
             start = time.perf_counter()
-            settings = taskres_settings(dataset.key, shots, args.epochs)
+            settings = self._settings(dataset, shots)
             views = train_views.rows(train) if args.augment_views else None
             head = self._fit_taskres(self._base(dataset, "taskres"), dataset.classes, settings,
                                      seed, X_train, y_train, views)
             tr = _accuracy(head.predict(X_test), test.labels)
             self._record(dataset.key, "taskres", shots, seed, tr, epochs=settings["max_iter"],
-                         alpha=settings["alpha"], learning_rate=settings["learning_rate"],
+                         alpha=head.alpha_, learning_rate=settings["learning_rate"],
                          augment_views=args.augment_views,
                          seconds=round(time.perf_counter() - start, 3), **common)
             self.log(f"[{dataset.key}] {shots}-shot seed {seed}: linear probe {lp:.2f} "
-                     f"(C={C:.3g}), TaskRes {tr:.2f}")
+                     f"(C={C:.3g}), TaskRes {tr:.2f} (alpha {head.alpha_:g})")
+            if getattr(args, "gda", False):
+                start = time.perf_counter()
+                gda = fit_gda(X_train, y_train, self._base(dataset, "taskres"),
+                              dataset.classes, logit_scale=self.encoder.logit_scale, seed=seed)
+                accuracy = _accuracy(gda.predict(X_test), test.labels)
+                self._record(dataset.key, "gda", shots, seed, accuracy, blend=gda.blend_,
+                             seconds=round(time.perf_counter() - start, 3), **common)
+                self.log(f"[{dataset.key}] {shots}-shot seed {seed}: GDA {accuracy:.2f} "
+                         f"(blend {gda.blend_:g})")
             if keep_models:
                 self.imagenet_models[shots, seed] = (probe, head, settings, len(train))
 
@@ -178,7 +196,7 @@ class Benchmark:
         classes, rows, X_base, y_base = halves["base"]
         for (shots, seed), train in trains.items():
             start = time.perf_counter()
-            settings = taskres_settings(dataset.key, shots, args.epochs)
+            settings = self._settings(dataset, shots)
             views = train_views.rows(train) if args.augment_views else None
             head = self._fit_taskres(taskres_base[rows], classes, settings, seed,
                                      encoded.rows(train), y_all[train], views)
@@ -186,7 +204,7 @@ class Benchmark:
             self._record_base_to_new(
                 dataset.key, "taskres", shots, seed, base_accuracy, new_accuracy,
                 n_train=len(train), n_test=len(test), trained_on=dataset.key,
-                epochs=settings["max_iter"], alpha=settings["alpha"],
+                epochs=settings["max_iter"], alpha=head.alpha_,
                 learning_rate=settings["learning_rate"], augment_views=args.augment_views,
                 seconds=round(time.perf_counter() - start, 3),
             )
@@ -216,7 +234,7 @@ class Benchmark:
             restricted = head_for_classes(head, dataset.classes)
             tr = _accuracy(restricted.predict(X_test), test.labels)
             self._record(dataset.key, "taskres", shots, seed, tr, epochs=settings["max_iter"],
-                         alpha=settings["alpha"], learning_rate=settings["learning_rate"],
+                         alpha=head.alpha_, learning_rate=settings["learning_rate"],
                          augment_views=self.args.augment_views, **common)
             self.log(f"[{dataset.key}] {shots}-shot seed {seed} (trained on imagenet): "
                      f"linear probe {lp:.2f}, TaskRes {tr:.2f}")

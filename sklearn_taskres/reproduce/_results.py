@@ -9,7 +9,7 @@ from pathlib import Path
 CSV_FIELDS = (
     "dataset", "method", "shots", "seed", "accuracy", "n_train", "n_test", "trained_on",
     "C", "epochs", "alpha", "learning_rate", "augment_views", "seconds",
-    "base_accuracy", "new_accuracy", "harmonic_mean",
+    "base_accuracy", "new_accuracy", "harmonic_mean", "blend",
 )
 
 

@@ -5,7 +5,8 @@ import numpy as np
 from ._datasets import FEW_SHOT_DATASETS
 from ._methods import harmonic_mean
 
-METHOD_TITLES = {"zero-shot": "zero-shot", "linear-probe": "LP", "taskres": "TaskRes"}
+METHOD_TITLES = {"zero-shot": "zero-shot", "linear-probe": "LP", "taskres": "TaskRes",
+                 "gda": "GDA"}
 
 #: Published 11-dataset mean accuracy (%) with CLIP RN50 (OpenAI weights), by shots.
 PUBLISHED_RN50_MEAN = {
@@ -39,8 +40,11 @@ def format_table(records, shots_list, datasets):
     ran, and the published RN50 means follow, in the columns of the method
     (or, for Tip-Adapter-F, in the TaskRes columns).
     """
+    methods = ["linear-probe", "taskres"]
+    if any(record["method"] == "gda" for record in records):
+        methods.append("gda")
     columns = [("zero-shot", 0)] + [
-        (method, shots) for method in ("linear-probe", "taskres") for shots in shots_list
+        (method, shots) for method in methods for shots in shots_list
     ]
     titles = ["zero-shot"] + [
         f"{METHOD_TITLES[method]} {shots}-shot" for method, shots in columns[1:]
