@@ -137,6 +137,8 @@ def test_label_command_refuses_bad_input_before_serving(labelled, tmp_path, caps
     assert "expected the classes" in capsys.readouterr().err
     assert main([*base, "--classes", "a", "b", "--from", "m.skops"]) == 2
     assert "got --classes and --from" in capsys.readouterr().err
+    assert main([*base, "--classes", "a", "b", "--alpha", "-1"]) == 2
+    assert "expected 'auto' or a number >= 0; got '-1'" in capsys.readouterr().err
     other = tmp_path / "other.csv"
     other.write_text("path,label\n/a.png,cat\n")
     argv = [*base, "--classes", "a", "b"]

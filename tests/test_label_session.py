@@ -308,10 +308,15 @@ def test_trainer_refits_on_one_thread_of_its_own(start_model, folder, tmp_path, 
 
 
 @pytest.mark.auto_precision
-def test_serving_model_is_the_starting_one_when_audits_say_it_is_better(start_model, folder,
-                                                                        tmp_path):
-    """Audits where the retrained model erred and zero-shot did not: zero-shot is served."""
-    session = encoded_session(start_model, folder, tmp_path / "labels.csv")
+@pytest.mark.parametrize("alpha", ["auto", 0.5])
+def test_serving_model_with_a_fixed_alpha_is_the_starting_one_when_audits_say_it_is_better(
+        start_model, folder, tmp_path, alpha):
+    """Audits where the retrained model erred and zero-shot did not.
+
+    With a fixed alpha, zero-shot is served. With alpha="auto", the refit chose
+    between zero-shot and the residual on every label: it is served.
+    """
+    session = encoded_session(start_model, folder, tmp_path / "labels.csv", alpha=alpha)
     items = session.queue(4)
     session.decide(items[0]["index"], "red")
     Trainer(session).step()
@@ -322,9 +327,12 @@ def test_serving_model_is_the_starting_one_when_audits_say_it_is_better(start_mo
         session.decide(index, "green")
     trained, start = session.estimates()
     assert (trained.accuracy, start.accuracy, trained.n) == (0.0, 1.0, 3)
-    assert session.serving_model() is session.start_model
+    assert session.trained_model.alpha == alpha
+    served = session.start_model if alpha == 0.5 else session.trained_model
+    assert session.serving_model() is served
     state = session.state()
-    assert state["model"]["serving"] == "start" and state["estimate"]["start"]["n"] == 3
+    assert state["model"]["serving"] == ("start" if alpha == 0.5 else "trained")
+    assert state["estimate"]["start"]["n"] == 3
 
 
 @pytest.mark.auto_precision

@@ -16,6 +16,7 @@ from ._common import (
     CommandError,
     add_model_options,
     add_save_options,
+    alpha_type,
     check_model_output,
     collect_images,
     default_display_name,
@@ -39,8 +40,9 @@ def add_parser(commands, common):
         "decision is appended to --labels LABELS.csv at once; rerunning the same command "
         "resumes it. Labelling starts while the images are still being encoded. About one "
         "image in four is drawn at random: the model's guesses on those estimate its "
-        "accuracy, against the starting model's, and the better of the two is served and "
-        "saved. Ctrl+C stops the server. Needs the app extra: "
+        "accuracy, against the starting model's. Each refit chooses its alpha from the labels "
+        "(zero-shot a candidate) and is served and saved; with --alpha N, the better of it "
+        "and the starting model by those estimates. Ctrl+C stops the server. Needs the app extra: "
         'pip install "sklearn-taskres[app]".',
     )
     label.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
@@ -55,6 +57,9 @@ def add_parser(commands, common):
                        "file is resumed")
     add_save_options(label, required=True)
     add_model_options(label)
+    label.add_argument("--alpha", type=alpha_type, default="auto",
+                       help="the residual's strength of every refit: auto (default) chooses it "
+                       "from the labels, zero-shot among the candidates; 0.5 is the paper's")
     label.add_argument("--port", type=int_in(0, 2**16, what="a port"), default=0,
                        help="the port on 127.0.0.1 (default: a free one)")
     label.add_argument("--no-browser", action="store_true",
@@ -113,7 +118,7 @@ def run(args):
     classifier = _starting_model(args)
     try:
         server = LabellingServer(
-            classifier, paths, labels, args.output, port=args.port,
+            classifier, paths, labels, args.output, port=args.port, alpha=args.alpha,
             save=lambda model, path: save_classifier(model, path, model_format))
     except (SessionError, LabelsFileError) as exc:
         raise CommandError(str(exc)) from exc

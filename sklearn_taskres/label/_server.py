@@ -46,6 +46,11 @@ class LabellingServer:
         The port on 127.0.0.1; 0 picks a free one.
     audit_share : float, default=0.25
         The share of images drawn uniformly at random to estimate accuracy.
+    alpha : float or "auto", default="auto"
+        The ``alpha`` of every refit: "auto" chooses it from the labels, the
+        starting model among the candidates, and that model is served; with
+        a number (0.5 is the paper's), the random images' audits decide
+        whether the refitted or the starting model is served.
     random_state : int, RandomState instance or None, default=0
         Seeds the encoding order and the queue.
     save : callable, default=None
@@ -61,9 +66,9 @@ class LabellingServer:
     """
 
     def __init__(self, classifier, paths, labels_file, model_file=None, *, port=0,
-                 audit_share=AUDIT_SHARE, random_state=0, save=None):
-        self.session = LabellingSession(classifier, paths, labels_file,
-                                        audit_share=audit_share, random_state=random_state)
+                 audit_share=AUDIT_SHARE, alpha="auto", random_state=0, save=None):
+        self.session = LabellingSession(classifier, paths, labels_file, audit_share=audit_share,
+                                        alpha=alpha, random_state=random_state)
         try:
             self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -146,7 +151,7 @@ class LabellingServer:
 
 
 def serve(classifier, paths, labels_file, model_file=None, *, port=0, open_browser=True,
-          audit_share=AUDIT_SHARE, random_state=0, save=None):
+          audit_share=AUDIT_SHARE, alpha="auto", random_state=0, save=None):
     """Serve the labelling page of ``paths`` until Ctrl+C; return the session.
 
     The page shows one image at a time with the classes as buttons (keys
@@ -174,6 +179,11 @@ def serve(classifier, paths, labels_file, model_file=None, *, port=0, open_brows
         Open the page in the default web browser.
     audit_share : float, default=0.25
         The share of images drawn uniformly at random to estimate accuracy.
+    alpha : float or "auto", default="auto"
+        The ``alpha`` of every refit: "auto" chooses it from the labels, the
+        starting model among the candidates, and that model is served; with
+        a number (0.5 is the paper's), the random images' audits decide
+        whether the refitted or the starting model is served.
     random_state : int, RandomState instance or None, default=0
         Seeds the encoding order and the queue.
     save : callable, default=None
@@ -195,7 +205,8 @@ def serve(classifier, paths, labels_file, model_file=None, *, port=0, open_brows
     import webbrowser
 
     server = LabellingServer(classifier, paths, labels_file, model_file, port=port,
-                             audit_share=audit_share, random_state=random_state, save=save)
+                             audit_share=audit_share, alpha=alpha, random_state=random_state,
+                             save=save)
     print(f"Labelling page: {server.url}", flush=True)
     if open_browser:
         webbrowser.open(server.url)

@@ -137,7 +137,7 @@ class Trainer(threading.Thread):
             session.refitting = True
             started = time.perf_counter()
             try:
-                model = refit(start_model, X, y)
+                model = refit(start_model, X, y, alpha=session.alpha)
             finally:
                 session.refitting = False
             self.refit_seconds.append(time.perf_counter() - started)
