@@ -536,3 +536,24 @@ def test_changes_apply_in_order_and_once_however_often_sent(start_model, folder,
     with pytest.raises(SessionError, match="expected change 0 to be an object with an 'id'"):
         session.apply([{"op": "skip"}])
     session.close()
+
+
+@pytest.mark.auto_precision
+def test_refits_choose_alpha_again_once_the_labels_grow_by_a_quarter(start_model, folder,
+                                                                     tmp_path):
+    """alpha="auto": chosen at the first refit and whenever labels grew 1.25x, reused between."""
+    session = encoded_session(start_model, folder, tmp_path / "labels.csv")
+    trainer = Trainer(session)
+    chosen, reused = [], []
+    for n_labels, item in enumerate(session.queue(10), start=1):
+        session.decide(item["index"], list(COLOURS)[n_labels % 3])
+        before = trainer.alpha_choice
+        trainer.step()
+        if session.trained_model.alpha == "auto":
+            chosen.append(n_labels)
+            assert trainer.alpha_choice == (n_labels, session.trained_model.alpha_)
+        else:
+            reused.append(n_labels)
+            assert session.trained_model.alpha == before[1] == session.trained_model.alpha_
+    assert chosen == [1, 2, 3, 4, 5, 7, 9] and reused == [6, 8, 10]
+    assert session.serving_model() is session.trained_model

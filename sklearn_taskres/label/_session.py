@@ -247,7 +247,7 @@ class LabellingSession:
         """The model whose predictions the page shows: the trained one, unless it is worse.
 
         A model refitted with ``alpha="auto"`` chose how far to move from the
-        starting model by cross-validation on every label, the starting model
+        starting model by cross-validation on the labels, the starting model
         (alpha 0) a candidate: it is served. A few audits are a noisier judge
         than that (on the labelling benchmark, a paired margin of 2 on the
         last audits served zero-shot where the retrained model was 3 to 9
@@ -257,7 +257,7 @@ class LabellingSession:
         with self._lock:
             if self.trained_model is None:
                 return self.start_model
-            if self.trained_model.alpha == "auto" or prefer_trained(self._labelled_audits()):
+            if self.alpha == "auto" or prefer_trained(self._labelled_audits()):
                 return self.trained_model
             return self.start_model
 

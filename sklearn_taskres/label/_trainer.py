@@ -80,8 +80,19 @@ def write_atomically(model, path, save=save_model):
             temporary.unlink()
 
 
+#: With ``alpha="auto"``, the strength is chosen again once the labels have grown by this
+#: factor since it was last chosen; the refits in between reuse it. A choice costs 1.5 to 4
+#: fixed refits (4 on 2,000 labelled ViT-B-32 features: 3.5 s against 0.9 s), and a few
+#: more labels rarely change it: so about 20 choices in 2,000 labels, not 2,000.
+RESELECT_GROWTH = 1.25
+
+
 class Trainer(threading.Thread):
     """Refits after every change of the session's labels, in the background.
+
+    With the session's ``alpha="auto"``, a refit chooses the strength from the
+    labels when their number has grown by :data:`RESELECT_GROWTH` since the last
+    choice (or at the first refit), and reuses the last choice otherwise.
 
     Parameters
     ----------
@@ -102,6 +113,8 @@ class Trainer(threading.Thread):
         self.refit_seconds = []
         #: The session's version when the model file was last written (None: never).
         self.model_file_version = None
+        #: ``(n_labels, alpha_)`` of the last refit that chose alpha (None: none yet).
+        self.alpha_choice = None
 
     def stop(self):
         self.stopping.set()
@@ -137,9 +150,11 @@ class Trainer(threading.Thread):
             session.refitting = True
             started = time.perf_counter()
             try:
-                model = refit(start_model, X, y, alpha=session.alpha)
+                model = refit(start_model, X, y, alpha=self._alpha(len(y)))
             finally:
                 session.refitting = False
+            if model.alpha == "auto":
+                self.alpha_choice = (len(y), float(model.alpha_))
             self.refit_seconds.append(time.perf_counter() - started)
             self.n_refits += 1
             session.install(model, version, len(y))
@@ -147,3 +162,12 @@ class Trainer(threading.Thread):
             version = session.trained_version
             write_atomically(session.serving_model(), self.model_file, self.save)
             self.model_file_version = version
+
+    def _alpha(self, n_labels):
+        """The refit's alpha: the session's, or the last choice while labels grow little."""
+        alpha = self.session.alpha
+        if alpha == "auto" and self.alpha_choice is not None:
+            chosen_at, chosen = self.alpha_choice
+            if chosen_at <= n_labels < RESELECT_GROWTH * chosen_at:
+                return chosen
+        return alpha
