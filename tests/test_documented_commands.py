@@ -220,7 +220,8 @@ class Person:
         """Press the key of the shown image's class; return (name, class)."""
         name = self.shown()
         label = truth(name)
-        self.key(str(self.classes.index(label) + 1))
+        position = self.classes.index(label)
+        self.key(str(position + 1) if position < 9 else "0")  # keys 1-9, then 0
         return name, label
 
     def grid_once(self):
