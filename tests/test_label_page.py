@@ -171,6 +171,8 @@ def test_page_undo_shows_the_image_again(page, server, tmp_path):
     """Backspace withdraws the last decision (a new row) and shows its image again."""
     open_page(page, server)
     first, second = label_by_key(page, 2)
+    # Saved first: an undo of a decision still on its way cancels it on the page, no row.
+    wait_for(lambda: len(server.session.decisions) == 2)
     page.keyboard.press("Backspace")
     expect(page.locator("#filename")).to_have_text(second)
     wait_for(lambda: len(server.session.decisions) == 1)
