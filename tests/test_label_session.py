@@ -285,9 +285,9 @@ def test_trainer_refits_on_one_thread_of_its_own(start_model, folder, tmp_path, 
 
     seen = []
 
-    def counting_refit(*args):
+    def counting_refit(*args, **kwargs):
         seen.append(torch.get_num_threads())
-        return refit(*args)
+        return refit(*args, **kwargs)
 
     monkeypatch.setattr(_trainer, "refit", counting_refit)
     threads = torch.get_num_threads()
